@@ -22,6 +22,9 @@ public sealed class EventBuffer : IDisposable
         _contacts = ArrayPool<WebhookContact>.Shared.Rent(Math.Max(4, eventCapacity));
     }
 
+    /// <summary>The root <c>object</c> property (<c>"whatsapp_business_account"</c>); absent when the payload had none.</summary>
+    public JsonSegment Object { get; internal set; }
+
     /// <summary>Number of events parsed.</summary>
     public int Count => _eventCount;
 
@@ -37,6 +40,7 @@ public sealed class EventBuffer : IDisposable
     /// <summary>Forgets all events and contacts; keeps the arrays.</summary>
     public void Clear()
     {
+        Object = default;
         _eventCount = 0;
         _contactCount = 0;
     }

@@ -57,7 +57,12 @@ public static class WebhookParser
         var sawEntry = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("entry"u8))
+            if (reader.ValueTextEquals("object"u8))
+            {
+                reader.Read();
+                events.Object = Capture(ref reader);
+            }
+            else if (reader.ValueTextEquals("entry"u8))
             {
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.StartArray)

@@ -1,0 +1,192 @@
+using System.Globalization;
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Storage;
+
+/// <summary>
+/// The seen-event index: a FASTER KV store of <see cref="DedupeKey"/> → <see cref="DedupeEntry"/> in one directory,
+/// checkpointed so that it survives restarts. FASTER sessions are single-threaded, so callers rent one per
+/// synchronous section (<see cref="Rent"/> / <see cref="Return"/>) and never hold it across an await.
+/// </summary>
+/// <remarks>
+/// Check-then-mark must be atomic per key across concurrent requests: callers take <see cref="StripeLock"/> of every
+/// key they touch, in ascending stripe order. A checkpoint takes all stripes for an instant, so that it can name the
+/// event log address below which every accepted record's marks are in the checkpoint (<see cref="ReplayFrom"/>).
+/// </remarks>
+public sealed class DedupeStore : IDisposable
+{
+    /// <summary>Number of stripe locks; a power of two.</summary>
+    public const int StripeCount = 256;
+
+    private readonly FasterKV<DedupeKey, DedupeEntry> _kv;
+    private readonly FasterKVSettings<DedupeKey, DedupeEntry> _settings;
+    private readonly object[] _stripes;
+    private readonly Stack<DedupeSession> _sessions = new();
+    private readonly string _replayFromPath;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _checkpointGate = new(1, 1);
+
+    /// <summary>Opens, recovering the latest checkpoint if there is one.</summary>
+    /// <param name="directory">Where the store's log and checkpoints live.</param>
+    /// <param name="indexBytes">Hash index size in bytes (a power of two; 64 bytes per bucket of 7 keys).</param>
+    /// <param name="memoryBytes">In-memory part of the store's log in bytes; older keys are read from disk.</param>
+    /// <param name="logger">Where recovery and checkpoints are reported.</param>
+    public DedupeStore(string directory, long indexBytes, long memoryBytes, ILogger logger)
+    {
+        _logger = logger;
+        Directory.CreateDirectory(directory);
+        _replayFromPath = Path.Combine(directory, "replay-from");
+        var pageBytes = Math.Clamp(memoryBytes / 16, 1L << 16, 1L << 25);
+        _settings = new FasterKVSettings<DedupeKey, DedupeEntry>(directory, deleteDirOnDispose: false)
+        {
+            IndexSize = indexBytes,
+            MemorySize = Math.Max(memoryBytes, pageBytes * 4),
+            PageSize = pageBytes,
+            EqualityComparer = DedupeKeyComparer.Instance,
+            TryRecoverLatest = true,
+            RemoveOutdatedCheckpoints = true,
+        };
+        _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
+        _stripes = new object[StripeCount];
+        for (var i = 0; i < _stripes.Length; i++)
+            _stripes[i] = new object();
+
+        var text = AtomicFile.Read(_replayFromPath);
+        ReplayFrom = text is not null && long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : 0;
+        if (_kv.EntryCount == 0)
+            ReplayFrom = 0; // no checkpoint was recovered: rebuild everything the log still has
+        StorageLog.DedupeRecovered(_logger, _kv.EntryCount, ReplayFrom);
+    }
+
+    /// <summary>
+    /// Event log address from which records must be replayed into this store after it was opened: every record
+    /// before it has its marks in the recovered checkpoint. 0 when nothing was recovered.
+    /// </summary>
+    public long ReplayFrom { get; private set; }
+
+    /// <summary>Records in the store's log (live and superseded), for monitoring.</summary>
+    public long EntryCount => _kv.EntryCount;
+
+    /// <summary>The stripe lock index of <paramref name="key"/>.</summary>
+    public static int StripeOf(in DedupeKey key) => (int)(key.High & (StripeCount - 1));
+
+    /// <summary>The lock object of stripe <paramref name="stripe"/>.</summary>
+    public object StripeLock(int stripe) => _stripes[stripe];
+
+    /// <summary>Takes a session from the pool (or makes one). Use from one thread, then <see cref="Return"/> it.</summary>
+    public DedupeSession Rent()
+    {
+        lock (_sessions)
+        {
+            if (_sessions.TryPop(out var s))
+                return s;
+        }
+        return new DedupeSession(_kv.For(new SimpleFunctions<DedupeKey, DedupeEntry, Empty>()).NewSession<SimpleFunctions<DedupeKey, DedupeEntry, Empty>>());
+    }
+
+    /// <summary>Gives a session back to the pool.</summary>
+    public void Return(DedupeSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        lock (_sessions)
+            _sessions.Push(session);
+    }
+
+    /// <summary>
+    /// Looks <paramref name="key"/> up. Completes synchronously; a key that has left memory is read from disk on this thread.
+    /// </summary>
+    public static bool TryGet(DedupeSession session, DedupeKey key, out DedupeEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var s = session.Session;
+        entry = default;
+        var status = s.Read(ref key, ref entry);
+        if (status.IsPending)
+        {
+            s.CompletePendingWithOutputs(out var outputs, wait: true);
+            using (outputs)
+            {
+                if (outputs.Next())
+                {
+                    status = outputs.Current.Status;
+                    entry = outputs.Current.Output;
+                }
+            }
+        }
+        return status.Found;
+    }
+
+    /// <summary>Sets the entry of <paramref name="key"/>.</summary>
+    public static void Put(DedupeSession session, DedupeKey key, DedupeEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        var status = session.Session.Upsert(ref key, ref entry);
+        if (status.IsPending)
+            session.Session.CompletePending(wait: true);
+    }
+
+    /// <summary>
+    /// Takes a full checkpoint. <paramref name="tailWhileQuiet"/> is called while every stripe is held (no mark is
+    /// being made) and returns the event log's tail: every record below it has its marks in memory, so the
+    /// checkpoint covers them and a restart replays from there. Returns the new <see cref="ReplayFrom"/>.
+    /// </summary>
+    public async Task<long> CheckpointAsync(Func<long> tailWhileQuiet, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tailWhileQuiet);
+        await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var replayFrom = AllStripes(tailWhileQuiet);
+            var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            if (!success)
+                throw new InvalidOperationException("FASTER refused the checkpoint (another one in progress)");
+            AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
+            ReplayFrom = replayFrom;
+            StorageLog.CheckpointTaken(_logger, replayFrom);
+            return replayFrom;
+        }
+        finally
+        {
+            _checkpointGate.Release();
+        }
+    }
+
+    private long AllStripes(Func<long> action)
+    {
+        var taken = 0;
+        try
+        {
+            for (; taken < _stripes.Length; taken++)
+                Monitor.Enter(_stripes[taken]);
+            return action();
+        }
+        finally
+        {
+            for (var i = taken - 1; i >= 0; i--)
+                Monitor.Exit(_stripes[i]);
+        }
+    }
+
+    /// <summary>Disposes the sessions and the store (take a checkpoint first to keep recent marks).</summary>
+    public void Dispose()
+    {
+        lock (_sessions)
+        {
+            while (_sessions.TryPop(out var s))
+                s.Session.Dispose();
+        }
+        _kv.Dispose();
+        _settings.Dispose();
+        _checkpointGate.Dispose();
+    }
+}
+
+/// <summary>A pooled FASTER client session of a <see cref="DedupeStore"/>; single-threaded while rented.</summary>
+public sealed class DedupeSession
+{
+    internal DedupeSession(ClientSession<DedupeKey, DedupeEntry, DedupeEntry, DedupeEntry, Empty, SimpleFunctions<DedupeKey, DedupeEntry, Empty>> session)
+        => Session = session;
+
+    internal ClientSession<DedupeKey, DedupeEntry, DedupeEntry, DedupeEntry, Empty, SimpleFunctions<DedupeKey, DedupeEntry, Empty>> Session { get; }
+}

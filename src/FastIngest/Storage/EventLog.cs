@@ -1,0 +1,178 @@
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Storage;
+
+/// <summary>
+/// An append-only FasterLog in one directory, with group commit driven by one dedicated thread: appenders call
+/// <see cref="TryAppend{T}"/> and then await <see cref="WaitForCommitAsync"/>; the commit thread flushes whatever
+/// has accumulated, waits for that flush, and starts the next one, so many appends share one flush.
+/// </summary>
+public sealed class EventLog : IDisposable
+{
+    private readonly FasterLog _log;
+    private readonly IDevice _device;
+    private readonly ILogger _logger;
+    private readonly Thread _commitThread;
+    private readonly ManualResetEventSlim _commitRequested = new(false);
+    private readonly string _name;
+    private int _pending;
+    private volatile bool _stopping;
+    private volatile Exception? _failure;
+
+    /// <summary>
+    /// Opens (recovering if present) the log in <paramref name="directory"/>. <paramref name="maxRecordBytes"/> sizes
+    /// the pages: a page holds at least one record of that size.
+    /// </summary>
+    /// <exception cref="IOException">The directory cannot be used.</exception>
+    public EventLog(string directory, string name, int maxRecordBytes, long memoryBytes, ILogger logger)
+    {
+        _name = name;
+        _logger = logger;
+        Directory.CreateDirectory(directory);
+        var pageBits = Math.Max(22, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)(maxRecordBytes + 4096)));
+        var memoryBits = Math.Max(pageBits + 2, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)Math.Max(memoryBytes, 1) - 1));
+        _device = Devices.CreateLogDevice(Path.Combine(directory, "log"), preallocateFile: false, recoverDevice: true);
+        _log = new FasterLog(new FasterLogSettings
+        {
+            LogDevice = _device,
+            PageSizeBits = pageBits,
+            MemorySizeBits = memoryBits,
+            SegmentSizeBits = Math.Max(pageBits, 28),
+            LogCommitDir = Path.Combine(directory, "commits"),
+            FastCommitMode = true,
+            RemoveOutdatedCommits = true,
+            TryRecoverLatest = true,
+            AutoRefreshSafeTailAddress = false,
+        });
+        MaxRecordBytes = (1 << pageBits) - 64;
+        _commitThread = new Thread(CommitLoop) { IsBackground = true, Name = $"fastingest-commit-{name}" };
+        _commitThread.Start();
+    }
+
+    /// <summary>Largest record <see cref="TryAppend{T}"/> takes, in bytes.</summary>
+    public int MaxRecordBytes { get; }
+
+    /// <summary>Address of the oldest record kept (records before it were truncated).</summary>
+    public long BeginAddress => _log.BeginAddress;
+
+    /// <summary>Address the next record will get.</summary>
+    public long TailAddress => _log.TailAddress;
+
+    /// <summary>Every record below this address is on disk and survives a crash.</summary>
+    public long CommittedUntilAddress => _log.CommittedUntilAddress;
+
+    /// <summary>Set when a commit failed; the log accepts no more durable writes after that.</summary>
+    public Exception? Failure => _failure;
+
+    /// <summary>
+    /// Appends <paramref name="record"/> to the in-memory tail and schedules a commit. False when the log's memory
+    /// is full of uncommitted data: backpressure; the caller waits for a commit and tries again.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The record is larger than <see cref="MaxRecordBytes"/>.</exception>
+    public bool TryAppend<T>(T record, out long address) where T : ILogEnqueueEntry
+    {
+        if (record.SerializedLength > MaxRecordBytes)
+            ThrowRecordTooLarge(record.SerializedLength);
+        if (!_log.TryEnqueue(record, out address))
+        {
+            RequestCommit();
+            return false;
+        }
+        RequestCommit();
+        return true;
+    }
+
+    /// <summary>Completes when the record at <paramref name="address"/> is committed. Throws the commit's failure.</summary>
+    public ValueTask WaitForCommitAsync(long address, CancellationToken cancellationToken = default)
+    {
+        if (_log.CommittedUntilAddress > address)
+            return ValueTask.CompletedTask;
+        if (_failure is { } failure)
+            return ValueTask.FromException(failure);
+        return _log.WaitForCommitAsync(address + 1, -1, cancellationToken);
+    }
+
+    /// <summary>Commits everything appended so far and waits for it (shutdown, checkpoints, tests).</summary>
+    public void CommitAndWait()
+    {
+        var tail = _log.TailAddress;
+        RequestCommit();
+        _log.WaitForCommitAsync(tail).AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>Schedules a commit on the commit thread (idempotent while one is pending).</summary>
+    public void RequestCommit()
+    {
+        if (Interlocked.Exchange(ref _pending, 1) == 0)
+            _commitRequested.Set();
+    }
+
+    /// <summary>Drops records before <paramref name="address"/> (a record start); takes effect with the next commit.</summary>
+    public void TruncateUntil(long address)
+    {
+        if (address > _log.BeginAddress)
+        {
+            _log.TruncateUntil(address);
+            RequestCommit();
+        }
+    }
+
+    /// <summary>
+    /// An iterator over committed records from <paramref name="from"/> up to <paramref name="until"/> (exclusive;
+    /// <see cref="long.MaxValue"/> to follow the tail). The caller disposes it.
+    /// </summary>
+    public FasterLogScanIterator Scan(long from, long until = long.MaxValue) => _log.Scan(from, until);
+
+    private void CommitLoop()
+    {
+        while (!_stopping)
+        {
+            _commitRequested.Wait();
+            _commitRequested.Reset();
+            Volatile.Write(ref _pending, 0);
+            if (_stopping)
+                break;
+            try
+            {
+                var tail = _log.TailAddress;
+                _log.Commit(spinWait: false);
+                // Wait (blocked, not spinning) for this flush before starting the next, so that appends made
+                // meanwhile share one flush.
+                if (_log.CommittedUntilAddress < tail)
+                    _log.WaitForCommitAsync(tail).AsTask().GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _failure ??= ex;
+                StorageLog.CommitFailed(_logger, ex, _name);
+                Thread.Sleep(100);
+            }
+        }
+    }
+
+    private static void ThrowRecordTooLarge(int length)
+        => throw new InvalidOperationException($"record of {length} bytes exceeds the log's page size");
+
+    /// <summary>Commits what is pending, stops the commit thread and closes the log.</summary>
+    public void Dispose()
+    {
+        if (_stopping)
+            return;
+        try
+        {
+            if (_failure is null)
+                CommitAndWait();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            StorageLog.FinalCommitFailed(_logger, ex, _name);
+        }
+        _stopping = true;
+        _commitRequested.Set();
+        _commitThread.Join();
+        _log.Dispose();
+        _device.Dispose();
+        _commitRequested.Dispose();
+    }
+}

@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Storage;
+
+internal static partial class StorageLog
+{
+    [LoggerMessage(1001, LogLevel.Critical, "Commit of the {Log} log failed; the log takes no more writes")]
+    public static partial void CommitFailed(ILogger logger, Exception exception, string log);
+
+    [LoggerMessage(1002, LogLevel.Error, "Final commit of the {Log} log failed")]
+    public static partial void FinalCommitFailed(ILogger logger, Exception exception, string log);
+
+    [LoggerMessage(1003, LogLevel.Information, "Dedupe checkpoint taken; log replay starts at {ReplayFrom} after a restart")]
+    public static partial void CheckpointTaken(ILogger logger, long replayFrom);
+
+    [LoggerMessage(1004, LogLevel.Error, "Dedupe checkpoint failed")]
+    public static partial void CheckpointFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(1005, LogLevel.Information, "Dedupe store recovered ({Entries} index entries); replaying the event log from {ReplayFrom}")]
+    public static partial void DedupeRecovered(ILogger logger, long entries, long replayFrom);
+}
