@@ -1,6 +1,75 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
+using FastIngest.Configuration;
+using FastIngest.Hosting;
+using FastIngest.Ingest;
 
-app.MapGet("/", () => "Hello World!");
+namespace FastIngest.Server;
 
-app.Run();
+/// <summary>
+/// The FastIngest executable: Kestrel with the webhook middleware in front. Listening addresses come from the
+/// standard <c>--urls</c> (default <c>http://localhost:5000</c>); everything else from the <c>FastIngest</c>
+/// configuration section (see <see cref="FastIngestOptions"/>).
+/// </summary>
+public static class FastIngestServer
+{
+    /// <summary>
+    /// Builds the server without starting it; the engine's storage is opened and recovered here.
+    /// <paramref name="configure"/> lets a host (or a test) adjust the builder before the options are read.
+    /// </summary>
+    /// <exception cref="ConfigurationException">A bad or missing setting; the message names the key.</exception>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        configure?.Invoke(builder);
+        var options = OptionsLoader.Load(builder.Configuration);
+
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            // Our own limit answers 413 first; Kestrel's stops a body that lies about its length.
+            k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1L;
+        });
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(sp => CreateEngine(options, sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<FastIngestEngine>());
+
+        var app = builder.Build();
+        app.Services.GetRequiredService<FastIngestEngine>();
+        app.UseMiddleware<WebhookMiddleware>();
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        return app;
+    }
+
+    private static FastIngestEngine CreateEngine(FastIngestOptions options, ILoggerFactory loggerFactory)
+    {
+        try
+        {
+            return new FastIngestEngine(options, loggerFactory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException($"{FastIngestOptions.SectionName}:DataDir", $"cannot use '{options.DataDir}': {ex.Message}");
+        }
+    }
+
+    /// <summary>Runs the server until SIGTERM or Ctrl+C. Exit code 2 for a configuration error.</summary>
+    public static int Main(string[] args)
+    {
+        WebApplication app;
+        try
+        {
+            app = Build(args);
+        }
+        catch (ConfigurationException ex)
+        {
+            Console.Error.WriteLine($"fastingest: configuration error: {ex.Message}");
+            return 2;
+        }
+        catch (InvalidOperationException ex) when (ex.InnerException is ConfigurationException inner)
+        {
+            Console.Error.WriteLine($"fastingest: configuration error: {inner.Message}");
+            return 2;
+        }
+        app.Run();
+        return 0;
+    }
+}

@@ -1,0 +1,87 @@
+namespace FastIngest.Configuration;
+
+/// <summary>
+/// Everything under the <c>FastIngest</c> configuration section (appsettings.json, environment
+/// <c>FastIngest__Key</c>, command line <c>--FastIngest:Key=value</c>). Checked by <see cref="OptionsLoader"/>;
+/// a bad value stops start-up with one line naming its key.
+/// </summary>
+public sealed class FastIngestOptions
+{
+    /// <summary>The configuration section name.</summary>
+    public const string SectionName = "FastIngest";
+
+    /// <summary><c>FastIngest:DataDir</c>: where the event log, dedupe store and file output live. Default <c>./data</c>.</summary>
+    public string DataDir { get; set; } = "./data";
+
+    /// <summary><c>FastIngest:MaxBodyBytes</c>: largest webhook body accepted, in bytes; larger gets 413. Default 4 MiB.</summary>
+    public int MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary><c>FastIngest:DedupeTtl</c>: how long an event id counts as seen. Default 7 days, Meta's whole retry horizon.</summary>
+    public TimeSpan DedupeTtl { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary><c>FastIngest:CheckpointInterval</c>: how often the dedupe store is checkpointed and the log truncated. Default 60 s.</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary><c>FastIngest:Storage</c>: memory given to the log and the dedupe store.</summary>
+    public StorageOptions Storage { get; set; } = new();
+
+    /// <summary><c>FastIngest:Tenants:{i}</c>: one entry per WhatsApp app (tenant) whose webhooks this server receives.</summary>
+    public List<TenantOptions> Tenants { get; set; } = [];
+}
+
+/// <summary><c>FastIngest:Storage</c>: memory budgets, in bytes.</summary>
+public sealed class StorageOptions
+{
+    /// <summary><c>LogMemoryBytes</c>: in-memory tail of the event log. Default 64 MiB (at least 4 pages of MaxBodyBytes).</summary>
+    public long LogMemoryBytes { get; set; } = 64L << 20;
+
+    /// <summary><c>DedupeIndexBytes</c>: hash index of the dedupe store, a power of two. Default 32 MiB (about 3.5 million keys before chains grow).</summary>
+    public long DedupeIndexBytes { get; set; } = 32L << 20;
+
+    /// <summary><c>DedupeMemoryBytes</c>: in-memory part of the dedupe store's log (48 bytes a key). Default 64 MiB.</summary>
+    public long DedupeMemoryBytes { get; set; } = 64L << 20;
+}
+
+/// <summary><c>FastIngest:Tenants:{i}</c>: one WhatsApp app whose webhooks arrive at <c>/webhooks/{Id}</c>.</summary>
+public sealed class TenantOptions
+{
+    /// <summary><c>Id</c>: the path segment of the webhook URL; letters, digits, '-', '_' and '.', at most 64.</summary>
+    public string Id { get; set; } = "";
+
+    /// <summary><c>AppSecret</c>: the Meta app secret that keys <c>X-Hub-Signature-256</c>.</summary>
+    public string AppSecret { get; set; } = "";
+
+    /// <summary><c>VerifyToken</c>: the <c>hub.verify_token</c> set in the app's webhook configuration.</summary>
+    public string VerifyToken { get; set; } = "";
+
+    /// <summary><c>Forward</c>: where this tenant's events go.</summary>
+    public ForwardOptions Forward { get; set; } = new();
+}
+
+/// <summary><c>FastIngest:Tenants:{i}:Forward</c>: delivery of a tenant's events to its bot.</summary>
+public sealed class ForwardOptions
+{
+    /// <summary><c>Url</c>: the bot's webhook (absolute http or https). Empty: events go to <c>DataDir/out/{tenant}.jsonl</c>.</summary>
+    public string? Url { get; set; }
+
+    /// <summary><c>Secret</c>: key of the <c>X-Hub-Signature-256</c> on forwarded requests; required with <see cref="Url"/>.</summary>
+    public string? Secret { get; set; }
+
+    /// <summary>
+    /// <c>Concurrency</c>: requests in flight to the bot at once. Events of one customer (wa_id) always go in order
+    /// on one lane; lanes are independent. Default 4.
+    /// </summary>
+    public int Concurrency { get; set; } = 4;
+
+    /// <summary><c>QueueCapacity</c>: events buffered per lane before the dispatcher waits (backpressure). Default 1024.</summary>
+    public int QueueCapacity { get; set; } = 1024;
+
+    /// <summary><c>Timeout</c>: per request to the bot. Default 10 s.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary><c>InitialBackoff</c>: first retry delay after a failure. Default 500 ms; doubles each attempt, with jitter.</summary>
+    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary><c>MaxBackoff</c>: cap of the retry delay. Default 60 s.</summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(60);
+}

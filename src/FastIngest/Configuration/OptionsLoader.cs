@@ -1,0 +1,127 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+
+namespace FastIngest.Configuration;
+
+/// <summary>A configuration value that stops start-up; <see cref="Exception.Message"/> is one line naming the key.</summary>
+public sealed class ConfigurationException : Exception
+{
+    /// <summary>Creates the error for <paramref name="key"/> (full path, e.g. <c>FastIngest:Tenants:0:AppSecret</c>).</summary>
+    public ConfigurationException(string key, string problem)
+        : base($"{key}: {problem}") => Key = key;
+
+    /// <summary>The full configuration key at fault.</summary>
+    public string Key { get; } = "";
+
+    /// <summary>Required by the exception pattern.</summary>
+    public ConfigurationException() { }
+
+    /// <summary>Required by the exception pattern.</summary>
+    public ConfigurationException(string message) : base(message) { }
+
+    /// <summary>Required by the exception pattern.</summary>
+    public ConfigurationException(string message, Exception innerException) : base(message, innerException) { }
+}
+
+/// <summary>Binds and checks the <c>FastIngest</c> section.</summary>
+public static class OptionsLoader
+{
+    /// <summary>
+    /// Binds <see cref="FastIngestOptions"/> from <paramref name="configuration"/> and validates it.
+    /// Unknown keys under the section are errors too (a misspelt key would otherwise be silently ignored).
+    /// </summary>
+    /// <exception cref="ConfigurationException">The first bad or missing setting.</exception>
+    public static FastIngestOptions Load(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(FastIngestOptions.SectionName);
+        FastIngestOptions options;
+        try
+        {
+            options = section.Get<FastIngestOptions>(o => o.ErrorOnUnknownConfiguration = true) ?? new FastIngestOptions();
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ConfigurationException(KeyFromBinderMessage(ex) ?? FastIngestOptions.SectionName, FirstLine(ex));
+        }
+        Validate(options);
+        return options;
+    }
+
+    /// <summary>Checks values that binding alone cannot.</summary>
+    /// <exception cref="ConfigurationException">The first bad or missing setting.</exception>
+    public static void Validate(FastIngestOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        const string s = FastIngestOptions.SectionName;
+        if (string.IsNullOrWhiteSpace(options.DataDir))
+            throw new ConfigurationException($"{s}:DataDir", "must not be empty");
+        if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
+            throw new ConfigurationException($"{s}:MaxBodyBytes", "must be between 1024 and 67108864 bytes");
+        if (options.DedupeTtl <= TimeSpan.Zero)
+            throw new ConfigurationException($"{s}:DedupeTtl", "must be positive (e.g. 7.00:00:00)");
+        if (options.CheckpointInterval < TimeSpan.FromMilliseconds(100))
+            throw new ConfigurationException($"{s}:CheckpointInterval", "must be at least 00:00:00.1");
+        if (options.Storage.DedupeIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.DedupeIndexBytes))
+            throw new ConfigurationException($"{s}:Storage:DedupeIndexBytes", "must be a power of two of at least 4096");
+        if (options.Storage.DedupeMemoryBytes < 1 << 18)
+            throw new ConfigurationException($"{s}:Storage:DedupeMemoryBytes", "must be at least 262144");
+        if (options.Storage.LogMemoryBytes < 1 << 20)
+            throw new ConfigurationException($"{s}:Storage:LogMemoryBytes", "must be at least 1048576");
+        if (options.Tenants.Count == 0)
+            throw new ConfigurationException($"{s}:Tenants", "at least one tenant is required (Id, AppSecret, VerifyToken)");
+
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < options.Tenants.Count; i++)
+        {
+            var t = options.Tenants[i];
+            var k = string.Create(CultureInfo.InvariantCulture, $"{s}:Tenants:{i}");
+            if (string.IsNullOrEmpty(t.Id))
+                throw new ConfigurationException($"{k}:Id", "is required");
+            if (t.Id.Length > 64 || !t.Id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+                throw new ConfigurationException($"{k}:Id", "must be 1-64 of letters, digits, '-', '_', '.'");
+            if (!ids.Add(t.Id))
+                throw new ConfigurationException($"{k}:Id", $"'{t.Id}' is used by another tenant");
+            if (string.IsNullOrEmpty(t.AppSecret))
+                throw new ConfigurationException($"{k}:AppSecret", "is required");
+            if (string.IsNullOrEmpty(t.VerifyToken))
+                throw new ConfigurationException($"{k}:VerifyToken", "is required");
+            var f = t.Forward;
+            if (!string.IsNullOrEmpty(f.Url))
+            {
+                if (!Uri.TryCreate(f.Url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                    throw new ConfigurationException($"{k}:Forward:Url", "must be an absolute http or https URL");
+                if (string.IsNullOrEmpty(f.Secret))
+                    throw new ConfigurationException($"{k}:Forward:Secret", "is required when Forward:Url is set");
+            }
+            if (f.Concurrency is < 1 or > 256)
+                throw new ConfigurationException($"{k}:Forward:Concurrency", "must be between 1 and 256");
+            if (f.QueueCapacity is < 1 or > 1_000_000)
+                throw new ConfigurationException($"{k}:Forward:QueueCapacity", "must be between 1 and 1000000");
+            if (f.Timeout <= TimeSpan.Zero)
+                throw new ConfigurationException($"{k}:Forward:Timeout", "must be positive");
+            if (f.InitialBackoff <= TimeSpan.Zero)
+                throw new ConfigurationException($"{k}:Forward:InitialBackoff", "must be positive");
+            if (f.MaxBackoff < f.InitialBackoff)
+                throw new ConfigurationException($"{k}:Forward:MaxBackoff", "must be at least Forward:InitialBackoff");
+        }
+    }
+
+    private static bool IsPowerOfTwo(long v) => v > 0 && (v & (v - 1)) == 0;
+
+    private static string FirstLine(Exception ex)
+    {
+        var message = ex.Message;
+        var nl = message.IndexOfAny(['\r', '\n']);
+        return nl < 0 ? message : message[..nl];
+    }
+
+    /// <summary>The binder names the key in quotes: "... at 'FastIngest:DedupeTtl' ..." or "... 'Foo' ... on type ...".</summary>
+    private static string? KeyFromBinderMessage(InvalidOperationException ex)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(ex.Message, "'(FastIngest:[^']+)'");
+        if (m.Success)
+            return m.Groups[1].Value;
+        return null;
+    }
+}

@@ -1,0 +1,18 @@
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Dispatch;
+
+internal static partial class DispatchLog
+{
+    [LoggerMessage(3001, LogLevel.Error, "Dispatcher of tenant {Tenant} stopped on an error")]
+    public static partial void ReaderFailed(ILogger logger, Exception exception, string tenant);
+
+    [LoggerMessage(3002, LogLevel.Critical, "Batch at {Address} of tenant {Tenant} does not parse again: {Reason}")]
+    public static partial void BatchUnreadable(ILogger logger, string tenant, long address, string reason);
+
+    [LoggerMessage(3003, LogLevel.Warning, "Forward of {EventId} for tenant {Tenant} failed (attempt {Attempt}): {Detail}; retrying in {DelayMs} ms")]
+    public static partial void DeliveryFailed(ILogger logger, string tenant, string eventId, int attempt, string detail, long delayMs);
+
+    [LoggerMessage(3004, LogLevel.Debug, "Forwarded {EventId} for tenant {Tenant} (attempts: {Attempts})")]
+    public static partial void Delivered(ILogger logger, string tenant, string eventId, int attempts);
+}

@@ -1,0 +1,67 @@
+using System.Buffers;
+
+namespace FastIngest.Dispatch;
+
+/// <summary>
+/// One batch record in flight to a bot: completes when all its events have been delivered (acked), which lets the
+/// log's low-water mark pass it.
+/// </summary>
+internal sealed class BatchTracker(long address, int events)
+{
+    private int _remaining = events;
+
+    public long Address { get; } = address;
+
+    public bool IsComplete => Volatile.Read(ref _remaining) == 0;
+
+    public void CompleteOne() => Interlocked.Decrement(ref _remaining);
+}
+
+/// <summary>One event ready to forward: the Meta-shaped payload (a rented buffer), its id and signature.</summary>
+internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload, int length, string? signature, int lane)
+{
+    /// <summary>The batch this event belongs to; set once the whole record has been read.</summary>
+    public BatchTracker Batch { get; set; } = null!;
+
+    /// <summary>Routing hash: events with the same customer share a lane, and so keep their order.</summary>
+    public int Lane { get; } = lane;
+
+    /// <summary>Position of the event in its payload (the ack names it with the batch address).</summary>
+    public int EventIndex { get; } = eventIndex;
+
+    /// <summary>The <c>X-FastIngest-Event-Id</c>.</summary>
+    public string EventId { get; } = eventId;
+
+    public ReadOnlyMemory<byte> Payload => _payload.AsMemory(0, length);
+
+    /// <summary>The <c>X-Hub-Signature-256</c> value under the tenant's forward secret, or null for the file target.</summary>
+    public string? Signature { get; } = signature;
+
+    private byte[] _payload = payload;
+
+    /// <summary>Attempts so far.</summary>
+    public int Attempts { get; set; }
+
+    public void ReleasePayload()
+    {
+        var p = Interlocked.Exchange(ref _payload, []);
+        if (p.Length > 0)
+            ArrayPool<byte>.Shared.Return(p);
+    }
+}
+
+/// <summary>How a delivery attempt ended.</summary>
+internal readonly record struct ForwardResult(bool Delivered, string Detail, TimeSpan? RetryAfter = null)
+{
+    public static ForwardResult Ok { get; } = new(true, "delivered");
+}
+
+/// <summary>Where a tenant's events go: its bot over HTTP, or a JSON Lines file.</summary>
+internal interface IForwardTarget : IDisposable
+{
+    /// <summary>A short description for logs.</summary>
+    string Describe { get; }
+
+    /// <summary>One delivery attempt. Never throws for delivery failures; returns them.</summary>
+    ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken);
+}

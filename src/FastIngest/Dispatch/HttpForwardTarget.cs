@@ -1,0 +1,53 @@
+using System.Net.Http.Headers;
+using FastIngest.Ingest;
+
+namespace FastIngest.Dispatch;
+
+/// <summary>
+/// POSTs each event to the tenant's bot as a Meta-shaped webhook with <c>Content-Type: application/json</c>,
+/// <c>X-Hub-Signature-256</c> under the tenant's forward secret and <c>X-FastIngest-Event-Id</c>. Any 2xx is
+/// delivered; anything else (status, timeout, connection failure) is reported for a retry.
+/// </summary>
+internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan timeout) : IForwardTarget
+{
+    /// <summary>The header carrying the event id (see <see cref="EventIdentity"/>).</summary>
+    public const string EventIdHeader = "X-FastIngest-Event-Id";
+
+    private static readonly MediaTypeHeaderValue s_json = new("application/json");
+
+    public string Describe => url.ToString();
+
+    public async ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+    {
+        using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeoutCts.CancelAfter(timeout);
+        using var request = new HttpRequestMessage(HttpMethod.Post, url)
+        {
+            Content = new ReadOnlyMemoryContent(item.Payload),
+        };
+        request.Content.Headers.ContentType = s_json;
+        request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, item.Signature);
+        request.Headers.TryAddWithoutValidation(EventIdHeader, item.EventId);
+        try
+        {
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutCts.Token).ConfigureAwait(false);
+            if (response.IsSuccessStatusCode)
+                return ForwardResult.Ok;
+            var retryAfter = response.Headers.RetryAfter?.Delta;
+            return new ForwardResult(false, $"HTTP {(int)response.StatusCode}", retryAfter);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new ForwardResult(false, $"timed out after {timeout.TotalMilliseconds:0} ms");
+        }
+        catch (HttpRequestException ex)
+        {
+            return new ForwardResult(false, ex.HttpRequestError.ToString());
+        }
+    }
+
+    public void Dispose()
+    {
+        // The HttpClient is shared by all tenants and owned by the engine.
+    }
+}

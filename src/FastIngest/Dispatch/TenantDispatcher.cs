@@ -1,0 +1,275 @@
+using System.Buffers;
+using System.Text;
+using System.Threading.Channels;
+using FastIngest.Configuration;
+using FastIngest.Ingest;
+using FastIngest.Internal;
+using FastIngest.Parsing;
+using FastIngest.Storage;
+using FastIngest.Tenancy;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Dispatch;
+
+/// <summary>
+/// Delivers one tenant's committed events to its bot. A reader follows the event log, picks this tenant's batch
+/// records, rebuilds each new event's Meta-shaped payload and queues it on one of <c>Forward:Concurrency</c> lanes,
+/// chosen by the customer's wa_id so one customer's events stay in order. Each lane is a bounded channel drained by
+/// one worker that retries until the bot takes the event, then appends an ack record. A full lane makes this
+/// tenant's reader wait (backpressure); other tenants have their own reader and lanes and never notice.
+/// </summary>
+internal sealed class TenantDispatcher : IAsyncDisposable
+{
+    private readonly Tenant _tenant;
+    private readonly EventLog _log;
+    private readonly IForwardTarget _target;
+    private readonly AckSet _acked;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly Channel<ForwardItem>[] _lanes;
+    private readonly Queue<BatchTracker> _outstanding = new();
+    private readonly EventBuffer _events = new(64);
+    private readonly PooledBufferWriter _writer = new(16 * 1024);
+    private readonly List<ForwardItem> _ready = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ForwardOptions _options;
+    private long _scannedUntil;
+    private long _delivered;
+    private Task _running = Task.CompletedTask;
+
+    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
+    {
+        _tenant = tenant;
+        _log = log;
+        _target = target;
+        _acked = acked;
+        _time = time;
+        _logger = logger;
+        _options = tenant.Options.Forward;
+        _scannedUntil = startAddress;
+        _lanes = new Channel<ForwardItem>[_options.Concurrency];
+        for (var i = 0; i < _lanes.Length; i++)
+        {
+            _lanes[i] = Channel.CreateBounded<ForwardItem>(new BoundedChannelOptions(_options.QueueCapacity)
+            {
+                SingleReader = true,
+                SingleWriter = true,
+                FullMode = BoundedChannelFullMode.Wait,
+            });
+        }
+    }
+
+    public Tenant Tenant => _tenant;
+
+    /// <summary>Events delivered since start.</summary>
+    public long Delivered => Interlocked.Read(ref _delivered);
+
+    /// <summary>
+    /// The log address below which this tenant needs nothing: the oldest batch with an event not yet delivered,
+    /// or how far the reader has got when everything read is delivered.
+    /// </summary>
+    public long LowWater
+    {
+        get
+        {
+            lock (_outstanding)
+            {
+                while (_outstanding.TryPeek(out var oldest) && oldest.IsComplete)
+                    _outstanding.Dequeue();
+                return _outstanding.TryPeek(out var head) ? head.Address : _scannedUntil;
+            }
+        }
+    }
+
+    public void Start()
+    {
+        var workers = new Task[_lanes.Length + 1];
+        workers[0] = Task.Run(() => ReadLoopAsync(_stop.Token));
+        for (var i = 0; i < _lanes.Length; i++)
+        {
+            var lane = _lanes[i];
+            workers[i + 1] = Task.Run(() => WorkLoopAsync(lane.Reader, _stop.Token));
+        }
+        _running = Task.WhenAll(workers);
+    }
+
+    private async Task ReadLoopAsync(CancellationToken ct)
+    {
+        try
+        {
+            using var iter = _log.Scan(Interlocked.Read(ref _scannedUntil));
+            while (!ct.IsCancellationRequested)
+            {
+                while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
+                {
+                    using (owner)
+                        Prepare(owner.Memory.Span[..length], address, next);
+                    foreach (var item in _ready)
+                        await _lanes[LaneOf(item)].Writer.WriteAsync(item, ct).ConfigureAwait(false);
+                    _ready.Clear();
+                    ct.ThrowIfCancellationRequested();
+                }
+                await iter.WaitAsync(ct).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            DispatchLog.ReaderFailed(_logger, ex, _tenant.Id);
+            throw;
+        }
+        finally
+        {
+            foreach (var item in _ready)
+                item.ReleasePayload();
+            _ready.Clear();
+            foreach (var lane in _lanes)
+                lane.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Turns one log record into ready items (synchronous: the record's memory and the parser's spans stay on this frame).</summary>
+    private void Prepare(ReadOnlySpan<byte> record, long address, long next)
+    {
+        if (LogRecordFormat.TypeOf(record) != LogRecordType.Batch)
+        {
+            Advance(null, next);
+            return;
+        }
+        var stored = StoredPayload.Read(record);
+        if (!stored.Tenant.SequenceEqual(_tenant.IdUtf8))
+        {
+            Advance(null, next);
+            return;
+        }
+        var parsed = WebhookParser.Parse(stored.Body, _events);
+        if (!parsed.Success)
+        {
+            // Cannot happen for a record the same parser accepted; kept loud rather than silent.
+            DispatchLog.BatchUnreadable(_logger, _tenant.Id, address, parsed.ToString());
+            Advance(null, next);
+            return;
+        }
+
+        var count = 0;
+        Span<byte> id = stackalloc byte[EventIdentity.MaxLength];
+        for (var t = 0; t < stored.EventCount; t++)
+        {
+            var index = stored.EventIndexAt(t);
+            if (index >= _events.Count || _acked.Contains(address, index))
+                continue;
+            _writer.Reset();
+            ForwardPayloadWriter.Write(stored.Body, _events, index, _writer);
+            var payload = ArrayPool<byte>.Shared.Rent(_writer.WrittenCount);
+            _writer.WrittenSpan.CopyTo(payload);
+            var idLength = EventIdentity.Write(stored.Body, in _events[index], id);
+            var signature = _tenant.ForwardSecret.Length > 0 ? WebhookSignature.Sign(_tenant.ForwardSecret, _writer.WrittenSpan) : null;
+            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, Lane(stored.Body, in _events[index]));
+            _ready.Add(item);
+            count++;
+        }
+        BatchTracker? tracker = null;
+        if (count > 0)
+        {
+            tracker = new BatchTracker(address, count);
+            foreach (var item in _ready)
+                item.Batch = tracker;
+        }
+        Advance(tracker, next);
+    }
+
+    private void Advance(BatchTracker? tracker, long next)
+    {
+        lock (_outstanding)
+        {
+            if (tracker is not null)
+                _outstanding.Enqueue(tracker);
+            _scannedUntil = next;
+        }
+    }
+
+    private int LaneOf(ForwardItem item) => item.Lane % _lanes.Length;
+
+    /// <summary>Lane by the customer: <c>from</c> of a message, <c>recipient_id</c> of a status, else the phone number id.</summary>
+    private static int Lane(ReadOnlySpan<byte> body, in WebhookEvent e)
+    {
+        var key = e.Kind switch
+        {
+            WebhookEventKind.Message => e.From.Raw(body),
+            WebhookEventKind.Status => e.RecipientId.Raw(body),
+            _ => e.PhoneNumberId.Raw(body),
+        };
+        var hash = 2166136261u;
+        foreach (var b in key)
+            hash = (hash ^ b) * 16777619u;
+        return (int)(hash & 0x7FFFFFFF);
+    }
+
+    private async Task WorkLoopAsync(ChannelReader<ForwardItem> lane, CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var item in lane.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                try
+                {
+                    await DeliverAsync(item, ct).ConfigureAwait(false);
+                }
+                finally
+                {
+                    item.ReleasePayload();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            // Undelivered items stay unacked in the log and go out again after the next start.
+            while (lane.TryRead(out var left))
+                left.ReleasePayload();
+        }
+    }
+
+    private async Task DeliverAsync(ForwardItem item, CancellationToken ct)
+    {
+        while (true)
+        {
+            item.Attempts++;
+            var result = await _target.SendAsync(item, ct).ConfigureAwait(false);
+            if (result.Delivered)
+                break;
+            var delay = result.RetryAfter is { } ra && ra > TimeSpan.Zero
+                ? TimeSpan.FromTicks(Math.Min(ra.Ticks, _options.MaxBackoff.Ticks))
+                : Backoff.Delay(item.Attempts, _options.InitialBackoff, _options.MaxBackoff);
+            DispatchLog.DeliveryFailed(_logger, _tenant.Id, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
+            await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+        }
+
+        while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex), out _))
+            await Task.Delay(1, ct).ConfigureAwait(false);
+        item.Batch.CompleteOne();
+        Interlocked.Increment(ref _delivered);
+        DispatchLog.Delivered(_logger, _tenant.Id, item.EventId, item.Attempts);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _running.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            DispatchLog.ReaderFailed(_logger, ex, _tenant.Id);
+        }
+        _target.Dispose();
+        _events.Dispose();
+        _writer.Dispose();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,229 @@
+using System.Buffers;
+using System.Text;
+using FastIngest.Configuration;
+using FastIngest.Dispatch;
+using FastIngest.Ingest;
+using FastIngest.Storage;
+using FastIngest.Tenancy;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Hosting;
+
+/// <summary>
+/// Owns the storage and the dispatch path: opens (and recovers) the event log, the quarantine log and the dedupe
+/// store under <c>DataDir</c>, replays what the last dedupe checkpoint missed, starts one dispatcher per tenant, and
+/// periodically checkpoints the dedupe store and truncates the log below what every tenant still needs.
+/// </summary>
+/// <remarks>
+/// Layout of <c>DataDir</c>: <c>events/</c> (event log), <c>quarantine/</c> (unparseable payloads, never truncated),
+/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter).
+/// </remarks>
+public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
+{
+    private readonly FastIngestOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly EventLog _log;
+    private readonly EventLog _quarantine;
+    private readonly DedupeStore _dedupe;
+    private readonly List<TenantDispatcher> _dispatchers = [];
+    private readonly HttpClient _http;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly long _orphanCap = long.MaxValue;
+    private Task _maintenance = Task.CompletedTask;
+    private int _stopped;
+
+    /// <summary>Opens and recovers everything (synchronously: the server must not take requests before this is done).</summary>
+    /// <exception cref="IOException">The data directory cannot be used.</exception>
+    public FastIngestEngine(FastIngestOptions options, ILoggerFactory loggerFactory, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _options = options;
+        _time = time ?? TimeProvider.System;
+        _logger = loggerFactory.CreateLogger("FastIngest");
+        Tenants = new TenantRegistry(options.Tenants);
+
+        var dataDir = Path.GetFullPath(options.DataDir);
+        Directory.CreateDirectory(dataDir);
+        DataDir = dataDir;
+        var boot = BootCounter.Next(dataDir);
+        var maxRecord = options.MaxBodyBytes + 64 * 1024;
+        _quarantine = new EventLog(Path.Combine(dataDir, "quarantine"), "quarantine", maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.Quarantine"));
+        _log = new EventLog(Path.Combine(dataDir, "events"), "events", maxRecord, Math.Max(options.Storage.LogMemoryBytes, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.EventLog"));
+        _dedupe = new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"));
+
+        var recoveredTail = _log.CommittedUntilAddress;
+        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"));
+
+        var acked = new AckSet();
+        _orphanCap = Recover(recoveredTail, acked);
+
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            MaxConnectionsPerServer = 1024,
+            AutomaticDecompression = System.Net.DecompressionMethods.None,
+        })
+        { Timeout = Timeout.InfiniteTimeSpan };
+
+        foreach (var tenant in Tenants.All)
+        {
+            IForwardTarget target = string.IsNullOrEmpty(tenant.Options.Forward.Url)
+                ? new FileForwardTarget(Path.Combine(dataDir, "out", tenant.Id + ".jsonl"))
+                : new HttpForwardTarget(_http, new Uri(tenant.Options.Forward.Url), tenant.Options.Forward.Timeout);
+            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
+            EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
+        }
+    }
+
+    /// <summary>The configured tenants.</summary>
+    public TenantRegistry Tenants { get; }
+
+    /// <summary>The ingest path's synchronous core.</summary>
+    public IngestPipeline Pipeline { get; }
+
+    /// <summary>The full path of the data directory.</summary>
+    public string DataDir { get; }
+
+    /// <summary>Largest webhook body accepted, in bytes.</summary>
+    public int MaxBodyBytes => _options.MaxBodyBytes;
+
+    /// <summary>Events delivered to bots since start, over all tenants.</summary>
+    public long Delivered => _dispatchers.Sum(d => d.Delivered);
+
+    /// <summary>The event log (exposed for tests and tooling).</summary>
+    public EventLog Log => _log;
+
+    /// <summary>
+    /// Reads the log once from its begin to the recovered tail: collects acks, puts back the dedupe marks of batches
+    /// the last checkpoint did not cover, and finds records of tenants no longer configured. Returns the address the
+    /// log must not be truncated past (the first such orphan), or <see cref="long.MaxValue"/>.
+    /// </summary>
+    private long Recover(long recoveredTail, AckSet acked)
+    {
+        var replayFrom = _dedupe.ReplayFrom;
+        var orphanCap = long.MaxValue;
+        var replayed = 0;
+        var session = _dedupe.Rent();
+        try
+        {
+            using var iter = _log.Scan(_log.BeginAddress, recoveredTail);
+            while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
+            {
+                using (owner)
+                {
+                    var record = owner.Memory.Span[..length];
+                    switch (LogRecordFormat.TypeOf(record))
+                    {
+                        case LogRecordType.Ack:
+                            var ack = AckRecord.Read(record);
+                            acked.Add(ack.BatchAddress, ack.EventIndex);
+                            break;
+                        case LogRecordType.Batch:
+                            var stored = StoredPayload.Read(record);
+                            if (Tenants.Find(stored.Tenant) is null && orphanCap == long.MaxValue)
+                            {
+                                orphanCap = address;
+                                EngineLog.OrphanRecords(_logger, Encoding.UTF8.GetString(stored.Tenant), address);
+                            }
+                            if (address >= replayFrom && Pipeline.WithinTtl(stored.ReceivedUnixMs))
+                            {
+                                var mark = Pipeline.ReplayMark(stored.ReceivedUnixMs, address);
+                                for (var i = 0; i < stored.EventCount; i++)
+                                    DedupeStore.Put(session, stored.KeyAt(i), mark);
+                                replayed += stored.EventCount;
+                            }
+                            break;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _dedupe.Return(session);
+        }
+        EngineLog.Recovered(_logger, _log.BeginAddress, recoveredTail, acked.Count, replayed);
+        return orphanCap;
+    }
+
+    /// <summary>Starts the dispatchers and the checkpoint loop.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var d in _dispatchers)
+            d.Start();
+        _maintenance = Task.Run(() => MaintenanceLoopAsync(_stop.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    private async Task MaintenanceLoopAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(_options.CheckpointInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+                await CheckpointAndTruncateAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Checkpoints the dedupe store, then truncates the event log below the lowest address still needed: by dedupe
+    /// replay, by any tenant's undelivered events, or by records of unconfigured tenants.
+    /// </summary>
+    public async Task CheckpointAndTruncateAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var replayFrom = await _dedupe.CheckpointAsync(() => _log.TailAddress, cancellationToken).ConfigureAwait(false);
+            var until = Math.Min(replayFrom, _orphanCap);
+            foreach (var d in _dispatchers)
+                until = Math.Min(until, d.LowWater);
+            _log.TruncateUntil(until);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException)
+        {
+            StorageLog.CheckpointFailed(_logger, ex);
+        }
+    }
+
+    /// <summary>Stops dispatching, commits the log (acks included) and checkpoints the dedupe store.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+            return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _maintenance.ConfigureAwait(false);
+        foreach (var d in _dispatchers)
+            await d.DisposeAsync().ConfigureAwait(false);
+        _log.CommitAndWait();
+        await CheckpointAndTruncateAsync(CancellationToken.None).ConfigureAwait(false);
+        _log.CommitAndWait();
+    }
+
+    /// <summary>Stops (if not stopped) and closes everything.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _log.Dispose();
+        _quarantine.Dispose();
+        _dedupe.Dispose();
+        _http.Dispose();
+        _stop.Dispose();
+    }
+}
+
+internal static partial class EngineLog
+{
+    [LoggerMessage(4001, LogLevel.Information, "Tenant {Tenant}: webhooks at /webhooks/{Tenant}, events forwarded to {Target}")]
+    public static partial void TenantReady(ILogger logger, string tenant, string target);
+
+    [LoggerMessage(4002, LogLevel.Information, "Event log recovered: [{Begin}, {Tail}), {Acked} delivered events known, {Replayed} dedupe marks replayed")]
+    public static partial void Recovered(ILogger logger, long begin, long tail, int acked, int replayed);
+
+    [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
+    public static partial void OrphanRecords(ILogger logger, string tenant, long address);
+}

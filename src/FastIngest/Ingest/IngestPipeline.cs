@@ -1,0 +1,254 @@
+using System.Text;
+using FastIngest.Parsing;
+using FastIngest.Storage;
+using FastIngest.Tenancy;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Ingest;
+
+/// <summary>What became of one verified webhook body.</summary>
+public enum IngestStatus : byte
+{
+    /// <summary>Parsed; new events appended (or none were new). Answer 200 once <see cref="IngestOutcome.WaitForAddress"/> is committed.</summary>
+    Accepted = 0,
+    /// <summary>Authentic but unparseable: kept in the quarantine log. Answer 200 once committed: a retry would not fix it.</summary>
+    Quarantined,
+    /// <summary>The log's memory is full of uncommitted data: wait for a commit and call again.</summary>
+    Backpressure,
+}
+
+/// <summary>
+/// The result of <see cref="IngestPipeline.Accept"/>. When <see cref="WaitForAddress"/> is not -1, the 200 may go out
+/// only after <see cref="WaitLog"/> has committed that address (the request's own record, or the in-flight record of
+/// a duplicate it relies on).
+/// </summary>
+public readonly record struct IngestOutcome(IngestStatus Status, int Events, int NewEvents, long WaitForAddress, EventLog? WaitLog);
+
+/// <summary>
+/// The synchronous core of ingest, after the signature check: parse, compute each event's id, dedupe against the
+/// FASTER KV store and append the new events to the event log as one batch record. Check and mark of each key
+/// happen under its stripe lock, together with the append, so a duplicate racing its original can never both pass.
+/// Allocation-free in steady state (per-thread scratch; the caller owns the body buffer).
+/// </summary>
+public sealed class IngestPipeline
+{
+    [ThreadStatic]
+    private static IngestScratch? t_scratch;
+
+    private readonly EventLog _log;
+    private readonly EventLog _quarantine;
+    private readonly DedupeStore _dedupe;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly long _ttlMs;
+    private readonly int _boot;
+    private readonly long _recoveredTail;
+
+    /// <summary>Creates the pipeline.</summary>
+    /// <param name="log">Where new events are appended.</param>
+    /// <param name="quarantine">Where unparseable authentic payloads are kept.</param>
+    /// <param name="dedupe">The seen-event index.</param>
+    /// <param name="dedupeTtl">How long a seen event id suppresses its repeats.</param>
+    /// <param name="boot">This process start's number (<see cref="BootCounter"/>).</param>
+    /// <param name="recoveredTail">The event log's tail when it was opened: marks of an earlier boot at or past it were never committed.</param>
+    /// <param name="time">Clock.</param>
+    /// <param name="logger">For quarantine reports.</param>
+    public IngestPipeline(EventLog log, EventLog quarantine, DedupeStore dedupe, TimeSpan dedupeTtl, int boot, long recoveredTail, TimeProvider time, ILogger logger)
+    {
+        _log = log;
+        _quarantine = quarantine;
+        _dedupe = dedupe;
+        _ttlMs = (long)dedupeTtl.TotalMilliseconds;
+        _boot = boot;
+        _recoveredTail = recoveredTail;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Payloads quarantined since start.</summary>
+    public long QuarantinedCount => Interlocked.Read(ref _quarantined);
+
+    private long _quarantined;
+
+    /// <summary>
+    /// Ingests <paramref name="body"/>[..<paramref name="length"/>], already verified as <paramref name="tenant"/>'s.
+    /// Runs synchronously on the calling thread (dedupe misses may read from disk); never awaits.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The body is larger than a log record can be.</exception>
+    public IngestOutcome Accept(Tenant tenant, byte[] body, int length)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(body);
+        var scratch = t_scratch ??= new IngestScratch();
+        var span = body.AsSpan(0, length);
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+        var parsed = WebhookParser.Parse(span, scratch.Events);
+        if (!parsed.Success)
+            return Quarantine(tenant, body, length, now, parsed);
+
+        var n = scratch.Events.Count;
+        if (n == 0)
+            return new IngestOutcome(IngestStatus.Accepted, 0, 0, -1, null);
+        scratch.EnsureCapacity(n);
+
+        Span<byte> id = stackalloc byte[EventIdentity.MaxLength];
+        var keys = scratch.Keys;
+        var stripes = scratch.Stripes;
+        for (var i = 0; i < n; i++)
+        {
+            var idLength = EventIdentity.Write(span, in scratch.Events[i], id);
+            keys[i] = EventIdentity.Key(tenant.IdUtf8, id[..idLength]);
+            stripes[i] = DedupeStore.StripeOf(in keys[i]);
+        }
+        var lockCount = SortUnique(stripes.AsSpan(0, n));
+
+        var locked = 0;
+        try
+        {
+            for (; locked < lockCount; locked++)
+                Monitor.Enter(_dedupe.StripeLock(stripes[locked]));
+            return DedupeAndAppend(tenant, body, length, now, scratch, n);
+        }
+        finally
+        {
+            for (var i = locked - 1; i >= 0; i--)
+                Monitor.Exit(_dedupe.StripeLock(stripes[i]));
+        }
+    }
+
+    private IngestOutcome DedupeAndAppend(Tenant tenant, byte[] body, int length, long now, IngestScratch scratch, int n)
+    {
+        var session = _dedupe.Rent();
+        try
+        {
+            var keys = scratch.Keys;
+            var newCount = 0;
+            var waitFor = -1L;
+            var committed = _log.CommittedUntilAddress;
+            scratch.SeenInPayload.Reset(n);
+            for (var i = 0; i < n; i++)
+            {
+                if (!scratch.SeenInPayload.Add(keys, i))
+                    continue; // the same event twice in one payload
+                if (DedupeStore.TryGet(session, keys[i], out var entry) && IsLive(in entry, now))
+                {
+                    if (entry.LogAddress >= committed)
+                        waitFor = Math.Max(waitFor, entry.LogAddress); // its original is still on its way to disk
+                    continue;
+                }
+                scratch.NewIndices[newCount] = i;
+                scratch.NewKeys[newCount] = keys[i];
+                newCount++;
+            }
+
+            if (newCount > 0)
+            {
+                var record = new BatchRecord(tenant.IdUtf8, now, scratch.NewIndices, scratch.NewKeys, newCount, body, length);
+                if (!_log.TryAppend(record, out var address))
+                    return new IngestOutcome(IngestStatus.Backpressure, n, 0, -1, null);
+                var mark = new DedupeEntry { SeenUnixMs = now, LogAddress = address, Boot = _boot };
+                for (var j = 0; j < newCount; j++)
+                    DedupeStore.Put(session, scratch.NewKeys[j], mark);
+                waitFor = Math.Max(waitFor, address);
+            }
+            return new IngestOutcome(IngestStatus.Accepted, n, newCount, waitFor, waitFor >= 0 ? _log : null);
+        }
+        finally
+        {
+            _dedupe.Return(session);
+        }
+    }
+
+    /// <summary>
+    /// A mark counts while inside the TTL, unless an earlier boot made it for a record at or past the tail that this
+    /// boot recovered: that record never reached disk, so the event was never really accepted.
+    /// </summary>
+    private bool IsLive(in DedupeEntry entry, long now)
+        => now - entry.SeenUnixMs < _ttlMs && (entry.Boot == _boot || entry.LogAddress < _recoveredTail);
+
+    /// <summary>Marks replayed from log records after a restart: same as a fresh mark of this boot.</summary>
+    internal DedupeEntry ReplayMark(long receivedUnixMs, long address) => new() { SeenUnixMs = receivedUnixMs, LogAddress = address, Boot = _boot };
+
+    /// <summary>True when a record received at <paramref name="receivedUnixMs"/> is still inside the TTL.</summary>
+    internal bool WithinTtl(long receivedUnixMs) => _time.GetUtcNow().ToUnixTimeMilliseconds() - receivedUnixMs < _ttlMs;
+
+    private IngestOutcome Quarantine(Tenant tenant, byte[] body, int length, long now, ParseResult parsed)
+    {
+        var reason = parsed.ToString();
+        var record = new QuarantineRecord(tenant.IdUtf8, now, Encoding.UTF8.GetBytes(reason), body, length);
+        if (!_quarantine.TryAppend(record, out var address))
+            return new IngestOutcome(IngestStatus.Backpressure, 0, 0, -1, null);
+        Interlocked.Increment(ref _quarantined);
+        IngestLog.Quarantined(_logger, tenant.Id, length, reason, address);
+        return new IngestOutcome(IngestStatus.Quarantined, 0, 0, address, _quarantine);
+    }
+
+    private static int SortUnique(Span<int> values)
+    {
+        values.Sort();
+        var unique = 0;
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (unique == 0 || values[i] != values[unique - 1])
+                values[unique++] = values[i];
+        }
+        return unique;
+    }
+}
+
+/// <summary>Per-thread buffers of <see cref="IngestPipeline"/>, grown on demand and reused.</summary>
+internal sealed class IngestScratch
+{
+    public EventBuffer Events { get; } = new(64);
+    public DedupeKey[] Keys { get; private set; } = new DedupeKey[64];
+    public DedupeKey[] NewKeys { get; private set; } = new DedupeKey[64];
+    public int[] NewIndices { get; private set; } = new int[64];
+    public int[] Stripes { get; private set; } = new int[64];
+    public KeySet SeenInPayload { get; } = new();
+
+    public void EnsureCapacity(int n)
+    {
+        if (Keys.Length >= n)
+            return;
+        var size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)n);
+        Keys = new DedupeKey[size];
+        NewKeys = new DedupeKey[size];
+        NewIndices = new int[size];
+        Stripes = new int[size];
+    }
+}
+
+/// <summary>An open-addressing set of indices into a key array, to spot an event repeated within one payload.</summary>
+internal sealed class KeySet
+{
+    private int[] _slots = new int[128];
+    private int _mask;
+
+    public void Reset(int n)
+    {
+        var size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, n * 2));
+        if (_slots.Length < size)
+            _slots = new int[size];
+        _mask = size - 1;
+        _slots.AsSpan(0, size).Fill(-1);
+    }
+
+    /// <summary>Adds keys[index]; false when an equal key was added before.</summary>
+    public bool Add(DedupeKey[] keys, int index)
+    {
+        var slot = (int)keys[index].Low & _mask;
+        while (true)
+        {
+            var existing = _slots[slot];
+            if (existing < 0)
+            {
+                _slots[slot] = index;
+                return true;
+            }
+            if (keys[existing] == keys[index])
+                return false;
+            slot = (slot + 1) & _mask;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Security.Cryptography;
+using System.Text;
+using FastIngest.Hosting;
+using FastIngest.Tenancy;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
+
+namespace FastIngest.Ingest;
+
+/// <summary>
+/// The webhook endpoint, as a Kestrel middleware ahead of routing: <c>/webhooks/{tenant}</c>.
+/// <list type="bullet">
+/// <item><c>GET</c> with <c>hub.mode=subscribe</c>, <c>hub.verify_token</c>, <c>hub.challenge</c>: Meta's verification
+/// handshake (Meta, "Webhooks: Getting Started", "Verification Requests"). 200 and the challenge as text/plain when the
+/// token is the tenant's; 403 otherwise; 400 without a challenge.</item>
+/// <item><c>POST</c>: the raw body is read from <see cref="HttpRequest.BodyReader"/> into a pooled buffer, its
+/// <c>X-Hub-Signature-256</c> checked, then it is parsed, deduped and appended; 200 goes out after the append is
+/// committed. 401 for a missing, duplicated, malformed or wrong signature (nothing recorded); 413 over
+/// <c>MaxBodyBytes</c>; 415 for a declared content type other than JSON; 503 (with <c>Retry-After</c>) if the log
+/// cannot take it, so that Meta retries.</item>
+/// <item>404 for an unknown tenant; 405 for other methods.</item>
+/// </list>
+/// </summary>
+public sealed class WebhookMiddleware
+{
+    /// <summary>The path prefix this middleware owns.</summary>
+    public const string PathPrefix = "/webhooks/";
+
+    private static readonly TimeSpan s_backpressureLimit = TimeSpan.FromSeconds(5);
+
+    private readonly RequestDelegate _next;
+    private readonly FastIngestEngine _engine;
+    private readonly TenantRegistry _tenants;
+    private readonly IngestPipeline _pipeline;
+    private readonly ILogger _logger;
+    private readonly int _maxBody;
+
+    /// <summary>Creates the middleware over the running engine.</summary>
+    public WebhookMiddleware(RequestDelegate next, FastIngestEngine engine, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _next = next;
+        _engine = engine;
+        _tenants = engine.Tenants;
+        _pipeline = engine.Pipeline;
+        _maxBody = engine.MaxBodyBytes;
+        _logger = loggerFactory.CreateLogger("FastIngest.Webhook");
+    }
+
+    /// <summary>Handles <c>/webhooks/*</c>; passes anything else on.</summary>
+    public Task InvokeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var path = context.Request.Path.Value;
+        if (path is null || !path.StartsWith(PathPrefix, StringComparison.Ordinal))
+            return _next(context);
+
+        var name = path.AsSpan(PathPrefix.Length);
+        if (name.EndsWith('/'))
+            name = name[..^1];
+        var tenant = name.IsEmpty || name.Contains('/') ? null : _tenants.Find(name);
+        if (tenant is null)
+            return Reply(context, StatusCodes.Status404NotFound, "unknown tenant");
+
+        var method = context.Request.Method;
+        if (HttpMethods.IsPost(method))
+            return IngestAsync(context, tenant);
+        if (HttpMethods.IsGet(method))
+            return Handshake(context, tenant);
+        context.Response.Headers.Allow = "GET, POST";
+        return Reply(context, StatusCodes.Status405MethodNotAllowed, "use GET for the handshake and POST for events");
+    }
+
+    private static Task Handshake(HttpContext context, Tenant tenant)
+    {
+        var query = context.Request.Query;
+        if (!string.Equals(query["hub.mode"], "subscribe", StringComparison.Ordinal))
+            return Reply(context, StatusCodes.Status403Forbidden, "hub.mode must be subscribe");
+        var token = query["hub.verify_token"].ToString();
+        var given = Encoding.UTF8.GetBytes(token);
+        if (!CryptographicOperations.FixedTimeEquals(given, tenant.VerifyToken))
+            return Reply(context, StatusCodes.Status403Forbidden, "hub.verify_token does not match");
+        var challenge = query["hub.challenge"];
+        if (StringValues.IsNullOrEmpty(challenge) || challenge.Count != 1)
+            return Reply(context, StatusCodes.Status400BadRequest, "hub.challenge is missing");
+        context.Response.Headers.XContentTypeOptions = "nosniff";
+        return Reply(context, StatusCodes.Status200OK, challenge.ToString());
+    }
+
+    private async Task IngestAsync(HttpContext context, Tenant tenant)
+    {
+        var request = context.Request;
+        if (request.ContentLength > _maxBody)
+        {
+            await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
+            return;
+        }
+        if (request.ContentType is { Length: > 0 } contentType && !IsJson(contentType))
+        {
+            await Reject(context, tenant, StatusCodes.Status415UnsupportedMediaType, "content type must be application/json").ConfigureAwait(false);
+            return;
+        }
+        var signatures = request.Headers[WebhookSignature.HeaderName];
+        if (signatures.Count != 1)
+        {
+            await Reject(context, tenant, StatusCodes.Status401Unauthorized,
+                signatures.Count == 0 ? "X-Hub-Signature-256 is missing" : "X-Hub-Signature-256 is duplicated").ConfigureAwait(false);
+            return;
+        }
+
+        var body = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 16 * 1024, _maxBody) + 1);
+        try
+        {
+            var length = 0;
+            var reader = request.BodyReader;
+            while (true)
+            {
+                var read = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
+                var buffer = read.Buffer;
+                if (length + buffer.Length > _maxBody)
+                {
+                    reader.AdvanceTo(buffer.End);
+                    await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
+                    return;
+                }
+                if (length + buffer.Length > body.Length)
+                    Grow(ref body, length, (int)Math.Min((long)body.Length * 2 + buffer.Length, _maxBody + 1L));
+                buffer.CopyTo(body.AsSpan(length));
+                length += (int)buffer.Length;
+                reader.AdvanceTo(buffer.End);
+                if (read.IsCompleted)
+                    break;
+            }
+
+            var check = WebhookSignature.Verify(signatures.ToString(), tenant.AppSecret, body.AsSpan(0, length));
+            if (check != SignatureCheck.Valid)
+            {
+                await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch
+                    ? "X-Hub-Signature-256 does not match the body" : "X-Hub-Signature-256 is malformed").ConfigureAwait(false);
+                return;
+            }
+
+            var outcome = _pipeline.Accept(tenant, body, length);
+            var started = Environment.TickCount64;
+            while (outcome.Status == IngestStatus.Backpressure)
+            {
+                if (Environment.TickCount64 - started > s_backpressureLimit.TotalMilliseconds)
+                {
+                    context.Response.Headers.RetryAfter = "5";
+                    await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "event log is full; retry").ConfigureAwait(false);
+                    return;
+                }
+                await Task.Delay(2, context.RequestAborted).ConfigureAwait(false);
+                outcome = _pipeline.Accept(tenant, body, length);
+            }
+
+            if (outcome.WaitLog is { } log)
+                await log.WaitForCommitAsync(outcome.WaitForAddress, CancellationToken.None).ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status200OK;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not BadHttpRequestException and not OutOfMemoryException)
+        {
+            IngestLog.Failed(_logger, ex, tenant.Id);
+            if (!context.Response.HasStarted)
+            {
+                context.Response.Headers.RetryAfter = "5";
+                await Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry").ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body);
+        }
+    }
+
+    private static bool IsJson(string contentType)
+    {
+        var semicolon = contentType.IndexOf(';', StringComparison.Ordinal);
+        var media = (semicolon < 0 ? contentType : contentType[..semicolon]).AsSpan().Trim();
+        return media.Equals("application/json", StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static void Grow(ref byte[] body, int used, int size)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(size);
+        body.AsSpan(0, used).CopyTo(bigger);
+        ArrayPool<byte>.Shared.Return(body);
+        body = bigger;
+    }
+
+    private Task Reject(HttpContext context, Tenant tenant, int status, string reason)
+    {
+        IngestLog.Rejected(_logger, tenant.Id, status, reason);
+        return Reply(context, status, reason);
+    }
+
+    private static Task Reply(HttpContext context, int status, string text)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        return context.Response.WriteAsync(text);
+    }
+}

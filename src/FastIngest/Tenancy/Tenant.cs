@@ -1,0 +1,74 @@
+using System.Text;
+using FastIngest.Configuration;
+
+namespace FastIngest.Tenancy;
+
+/// <summary>A configured tenant with its secrets pre-encoded for the hot path.</summary>
+public sealed class Tenant
+{
+    /// <summary>Builds the runtime form of <paramref name="options"/>.</summary>
+    public Tenant(TenantOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options;
+        Id = options.Id;
+        IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
+        AppSecret = Encoding.UTF8.GetBytes(options.AppSecret);
+        VerifyToken = Encoding.UTF8.GetBytes(options.VerifyToken);
+        ForwardSecret = options.Forward.Secret is { Length: > 0 } s ? Encoding.UTF8.GetBytes(s) : [];
+    }
+
+    /// <summary>The tenant id (the <c>{tenant}</c> of <c>/webhooks/{tenant}</c>).</summary>
+    public string Id { get; }
+
+    /// <summary><see cref="Id"/> as UTF-8: stored in log records and hashed into dedupe keys.</summary>
+    public byte[] IdUtf8 { get; }
+
+    /// <summary>The Meta app secret, UTF-8: the HMAC key of inbound <c>X-Hub-Signature-256</c>.</summary>
+    public byte[] AppSecret { get; }
+
+    /// <summary>The <c>hub.verify_token</c>, UTF-8.</summary>
+    public byte[] VerifyToken { get; }
+
+    /// <summary>The HMAC key of forwarded requests' <c>X-Hub-Signature-256</c>, UTF-8; empty without a forward URL.</summary>
+    public byte[] ForwardSecret { get; }
+
+    /// <summary>The options it was built from.</summary>
+    public TenantOptions Options { get; }
+}
+
+/// <summary>Tenants by id, found without allocating from a span of the request path or of a log record.</summary>
+public sealed class TenantRegistry
+{
+    private readonly Dictionary<string, Tenant> _byId;
+    private readonly Dictionary<string, Tenant>.AlternateLookup<ReadOnlySpan<char>> _byChars;
+
+    /// <summary>Builds the registry from validated options.</summary>
+    public TenantRegistry(IEnumerable<TenantOptions> tenants)
+    {
+        _byId = tenants.Select(t => new Tenant(t)).ToDictionary(t => t.Id, StringComparer.Ordinal);
+        _byChars = _byId.GetAlternateLookup<ReadOnlySpan<char>>();
+        All = [.. _byId.Values];
+    }
+
+    /// <summary>All tenants.</summary>
+    public IReadOnlyList<Tenant> All { get; }
+
+    /// <summary>The tenant with id <paramref name="id"/>, or null.</summary>
+    public Tenant? Find(ReadOnlySpan<char> id) => _byChars.TryGetValue(id, out var t) ? t : null;
+
+    /// <summary>The tenant whose UTF-8 id is <paramref name="idUtf8"/>, or null (ids are ASCII, so this compares bytes).</summary>
+    public Tenant? Find(ReadOnlySpan<byte> idUtf8)
+    {
+        if (idUtf8.Length > 64)
+            return null;
+        Span<char> chars = stackalloc char[idUtf8.Length];
+        for (var i = 0; i < idUtf8.Length; i++)
+        {
+            if (idUtf8[i] > 0x7F)
+                return null;
+            chars[i] = (char)idUtf8[i];
+        }
+        return Find(chars);
+    }
+}
