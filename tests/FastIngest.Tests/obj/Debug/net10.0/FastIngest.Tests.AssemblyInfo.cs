@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+4b01cc4d9b3af7ad491f63d542a0d39856731476")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+34bb3203d90434ffffd622e24679366dbdb09513")]
 [assembly: System.Reflection.AssemblyProductAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyTitleAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Tests.Support;
+
+/// <summary>A received forward: body bytes and the headers FastIngest sets.</summary>
+internal sealed record BotRequest(byte[] Body, string? Signature, string? EventId, string? ContentType, int AnsweredStatus);
+
+/// <summary>
+/// A real HTTP server on loopback playing a tenant's bot: records every request and answers with whatever
+/// <see cref="Respond"/> says (200 by default).
+/// </summary>
+internal sealed class BotServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentQueue<BotRequest> _requests = new();
+    private readonly SemaphoreSlim _arrived = new(0);
+
+    private BotServer(WebApplication app) => _app = app;
+
+    /// <summary>Decides the status for each request (called with the request's event id); default 200.</summary>
+    public Func<string?, int> Respond { get; set; } = _ => 200;
+
+    /// <summary>Every request so far, in arrival order.</summary>
+    public IReadOnlyList<BotRequest> Requests => [.. _requests];
+
+    /// <summary>Requests answered with 2xx: what the bot actually took.</summary>
+    public IReadOnlyList<BotRequest> Delivered => [.. _requests.Where(r => r.AnsweredStatus is >= 200 and < 300)];
+
+    public string Url { get; private set; } = "";
+
+    public static async Task<BotServer> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        var bot = new BotServer(app);
+        app.Run(bot.HandleAsync);
+        await app.StartAsync();
+        bot.Url = app.Urls.First() + "/bot";
+        return bot;
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        using var ms = new MemoryStream();
+        await context.Request.Body.CopyToAsync(ms);
+        var eventId = context.Request.Headers["X-FastIngest-Event-Id"].ToString();
+        var status = Respond(eventId);
+        _requests.Enqueue(new BotRequest(ms.ToArray(), context.Request.Headers["X-Hub-Signature-256"].ToString(), eventId, context.Request.ContentType, status));
+        context.Response.StatusCode = status;
+        _arrived.Release();
+    }
+
+    /// <summary>Waits until at least <paramref name="count"/> requests were answered 2xx (or fails after <paramref name="timeout"/>).</summary>
+    public async Task<IReadOnlyList<BotRequest>> WaitForDeliveredAsync(int count, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (Delivered.Count < count)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new TimeoutException($"bot got {Delivered.Count} of {count} deliveries; requests: {Requests.Count}");
+            await _arrived.WaitAsync(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+        }
+        return Delivered;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _arrived.Dispose();
+    }
+}

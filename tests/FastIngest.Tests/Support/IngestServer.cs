@@ -1,0 +1,93 @@
+using System.Net.Http.Headers;
+using FastIngest.Hosting;
+using FastIngest.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Tests.Support;
+
+/// <summary>A tenant as the tests configure it.</summary>
+internal sealed record TestTenant(string Id, string AppSecret = "app-secret", string VerifyToken = "verify-me", string? ForwardUrl = null, string ForwardSecret = "forward-secret", int Concurrency = 2);
+
+/// <summary>
+/// The real FastIngest server (the same <see cref="FastIngestServer.Build"/> as the executable) on a loopback port,
+/// with a data directory that outlives it, so a test can stop it and start it again on the same data.
+/// </summary>
+internal sealed class IngestServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private IngestServer(WebApplication app, HttpClient client)
+    {
+        _app = app;
+        Client = client;
+    }
+
+    public HttpClient Client { get; }
+
+    public FastIngestEngine Engine => _app.Services.GetRequiredService<FastIngestEngine>();
+
+    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["FastIngest:DataDir"] = dataDir,
+            ["FastIngest:CheckpointInterval"] = "00:00:00.5",
+            ["FastIngest:Storage:LogMemoryBytes"] = (16 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["FastIngest:Storage:DedupeIndexBytes"] = (1 << 16).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["FastIngest:Storage:DedupeMemoryBytes"] = (1 << 22).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["FastIngest:MaxBodyBytes"] = (256 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        var i = 0;
+        foreach (var t in tenants)
+        {
+            var p = $"FastIngest:Tenants:{i++}:";
+            settings[p + "Id"] = t.Id;
+            settings[p + "AppSecret"] = t.AppSecret;
+            settings[p + "VerifyToken"] = t.VerifyToken;
+            settings[p + "Forward:Concurrency"] = t.Concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            settings[p + "Forward:InitialBackoff"] = "00:00:00.05";
+            settings[p + "Forward:MaxBackoff"] = "00:00:00.2";
+            settings[p + "Forward:Timeout"] = "00:00:02";
+            if (t.ForwardUrl is not null)
+            {
+                settings[p + "Forward:Url"] = t.ForwardUrl;
+                settings[p + "Forward:Secret"] = t.ForwardSecret;
+            }
+        }
+        foreach (var kv in extra ?? new Dictionary<string, string?>())
+            settings[kv.Key] = kv.Value;
+
+        var app = FastIngestServer.Build(["--urls", "http://127.0.0.1:0"], b =>
+        {
+            b.Configuration.Sources.Clear();
+            b.Configuration.AddInMemoryCollection(settings);
+            b.Logging.ClearProviders();
+            b.Logging.SetMinimumLevel(LogLevel.Warning);
+        });
+        await app.StartAsync();
+        var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+        return new IngestServer(app, client);
+    }
+
+    /// <summary>POSTs <paramref name="body"/> to /webhooks/{tenant}, signed with <paramref name="secret"/> (or with the given raw header).</summary>
+    public Task<HttpResponseMessage> PostAsync(string tenant, byte[] body, string? secret, string? rawSignature = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/webhooks/{tenant}") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        if (rawSignature is not null)
+            request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", rawSignature);
+        else if (secret is not null)
+            request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", FastIngest.Ingest.WebhookSignature.Sign(secret, body));
+        return Client.SendAsync(request);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,29 @@
+using System.Text;
+
+namespace FastIngest.Tests.Support;
+
+/// <summary>Builds Meta-shaped webhook payloads (the <c>messages</c> field) for tests.</summary>
+internal static class Payloads
+{
+    public const string PhoneNumberId = "106540352242922";
+
+    public static byte[] Messages(params (string Wamid, string From, string Text)[] messages)
+    {
+        var contacts = string.Join(",", messages.Select(m => m.From).Distinct().Select(f => $$$"""{"profile":{"name":"Customer {{{f}}}"},"wa_id":"{{{f}}}"}"""));
+        var items = string.Join(",", messages.Select(m =>
+            $$$"""{"from":"{{{m.From}}}","id":"{{{m.Wamid}}}","timestamp":"1749416383","type":"text","text":{"body":"{{{m.Text}}}"}}"""));
+        return Envelope($$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"{{{PhoneNumberId}}}"},"contacts":[{{{contacts}}}],"messages":[{{{items}}}]}""");
+    }
+
+    public static byte[] Text(string wamid, string from = "16505551234", string text = "hello") => Messages((wamid, from, text));
+
+    public static byte[] Statuses(params (string Wamid, string Status, string Recipient)[] statuses)
+    {
+        var items = string.Join(",", statuses.Select(s =>
+            $$$"""{"id":"{{{s.Wamid}}}","status":"{{{s.Status}}}","timestamp":"1749416400","recipient_id":"{{{s.Recipient}}}"}"""));
+        return Envelope($$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"{{{PhoneNumberId}}}"},"statuses":[{{{items}}}]}""");
+    }
+
+    private static byte[] Envelope(string value)
+        => Encoding.UTF8.GetBytes($$$"""{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{{{value}}},"field":"messages"}]}]}""");
+}
