@@ -93,13 +93,11 @@ public sealed class EventLog : IDisposable
         return _log.WaitForCommitAsync(address + 1, -1, cancellationToken);
     }
 
-    /// <summary>Commits everything appended so far and waits for it (shutdown, checkpoints, tests).</summary>
-    public void CommitAndWait()
-    {
-        var tail = _log.TailAddress;
-        RequestCommit();
-        _log.WaitForCommitAsync(tail).AsTask().GetAwaiter().GetResult();
-    }
+    /// <summary>
+    /// Commits everything appended so far, and a pending truncation, and waits for it on this thread (shutdown,
+    /// tests). Not for the request path: it yields in a loop until the flush is done.
+    /// </summary>
+    public void CommitAndWait() => _log.Commit(spinWait: true);
 
     /// <summary>Schedules a commit on the commit thread (idempotent while one is pending).</summary>
     public void RequestCommit()

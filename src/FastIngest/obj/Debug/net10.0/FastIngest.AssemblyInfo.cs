@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("FastIngest")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+34bb3203d90434ffffd622e24679366dbdb09513")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+785466ff99df8d89fcc19143b31addc62e7416ea")]
 [assembly: System.Reflection.AssemblyProductAttribute("FastIngest")]
 [assembly: System.Reflection.AssemblyTitleAttribute("FastIngest")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]

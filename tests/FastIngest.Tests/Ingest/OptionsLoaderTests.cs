@@ -1,0 +1,63 @@
+using FastIngest.Configuration;
+using Microsoft.Extensions.Configuration;
+
+namespace FastIngest.Tests.Ingest;
+
+public sealed class OptionsLoaderTests
+{
+    private static Dictionary<string, string?> Good() => new()
+    {
+        ["FastIngest:Tenants:0:Id"] = "acme",
+        ["FastIngest:Tenants:0:AppSecret"] = "s",
+        ["FastIngest:Tenants:0:VerifyToken"] = "v",
+    };
+
+    private static FastIngestOptions Load(Dictionary<string, string?> values)
+        => OptionsLoader.Load(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
+
+    [Fact]
+    public void Defaults_are_the_documented_ones()
+    {
+        var o = Load(Good());
+        Assert.Equal("./data", o.DataDir);
+        Assert.Equal(4 * 1024 * 1024, o.MaxBodyBytes);
+        Assert.Equal(TimeSpan.FromDays(7), o.DedupeTtl);
+        Assert.Null(o.Tenants[0].Forward.Url);
+    }
+
+    [Theory]
+    [InlineData("FastIngest:Tenants:0:AppSecret", "", "FastIngest:Tenants:0:AppSecret")]
+    [InlineData("FastIngest:Tenants:0:VerifyToken", "", "FastIngest:Tenants:0:VerifyToken")]
+    [InlineData("FastIngest:Tenants:0:Id", "has/slash", "FastIngest:Tenants:0:Id")]
+    [InlineData("FastIngest:Tenants:0:Forward:Url", "ftp://x", "FastIngest:Tenants:0:Forward:Url")]
+    [InlineData("FastIngest:Tenants:0:Forward:Url", "http://bot.local/hook", "FastIngest:Tenants:0:Forward:Secret")]
+    [InlineData("FastIngest:Tenants:0:Forward:Concurrency", "0", "FastIngest:Tenants:0:Forward:Concurrency")]
+    [InlineData("FastIngest:MaxBodyBytes", "10", "FastIngest:MaxBodyBytes")]
+    [InlineData("FastIngest:DedupeTtl", "-1.00:00:00", "FastIngest:DedupeTtl")]
+    [InlineData("FastIngest:DedupeTtl", "seven days", "FastIngest:DedupeTtl")]
+    [InlineData("FastIngest:Storage:DedupeIndexBytes", "1000000", "FastIngest:Storage:DedupeIndexBytes")]
+    public void A_bad_setting_fails_with_one_line_naming_its_key(string key, string value, string named)
+    {
+        var values = Good();
+        values[key] = value;
+        var ex = Assert.Throws<ConfigurationException>(() => Load(values));
+        Assert.StartsWith(named, ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void No_tenants_and_duplicate_tenants_and_unknown_keys_fail()
+    {
+        Assert.StartsWith("FastIngest:Tenants", Assert.Throws<ConfigurationException>(() => Load([])).Message, StringComparison.Ordinal);
+
+        var dup = Good();
+        dup["FastIngest:Tenants:1:Id"] = "acme";
+        dup["FastIngest:Tenants:1:AppSecret"] = "s";
+        dup["FastIngest:Tenants:1:VerifyToken"] = "v";
+        Assert.StartsWith("FastIngest:Tenants:1:Id", Assert.Throws<ConfigurationException>(() => Load(dup)).Message, StringComparison.Ordinal);
+
+        var typo = Good();
+        typo["FastIngest:DataDirectory"] = "/x";
+        Assert.Contains("DataDirectory", Assert.Throws<ConfigurationException>(() => Load(typo)).Message, StringComparison.Ordinal);
+    }
+}
