@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+785466ff99df8d89fcc19143b31addc62e7416ea")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+b1cb20ddcfe047e368d675901139e2c415b419f2")]
 [assembly: System.Reflection.AssemblyProductAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyTitleAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]
