@@ -38,6 +38,25 @@ public static class LogRecordFormat
     public static LogRecordType TypeOf(ReadOnlySpan<byte> record)
         => record.Length >= HeaderSize && record[1] == Version ? (LogRecordType)record[0] : 0;
 
+    /// <summary>Header, received time and tenant: the start of batch and quarantine records. Returns bytes written.</summary>
+    internal static int WritePayloadPrefix(Span<byte> destination, LogRecordType type, long receivedUnixMs, ReadOnlySpan<byte> tenant)
+    {
+        var at = WriteHeader(destination, type);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[at..], receivedUnixMs);
+        at += 8;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[at..], (ushort)tenant.Length);
+        at += 2;
+        tenant.CopyTo(destination[at..]);
+        return at + tenant.Length;
+    }
+
+    /// <summary>Body length and body: the end of batch and quarantine records.</summary>
+    internal static void WriteBody(Span<byte> destination, ReadOnlySpan<byte> body)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(destination, body.Length);
+        body.CopyTo(destination[4..]);
+    }
+
     internal static int WriteHeader(Span<byte> destination, LogRecordType type)
     {
         destination[0] = (byte)type;
@@ -84,13 +103,7 @@ public readonly struct BatchRecord : ILogEnqueueEntry
     /// <inheritdoc/>
     public void SerializeTo(Span<byte> dest)
     {
-        var at = LogRecordFormat.WriteHeader(dest, LogRecordType.Batch);
-        BinaryPrimitives.WriteInt64LittleEndian(dest[at..], _receivedUnixMs);
-        at += 8;
-        BinaryPrimitives.WriteUInt16LittleEndian(dest[at..], (ushort)_tenant.Length);
-        at += 2;
-        _tenant.CopyTo(dest[at..]);
-        at += _tenant.Length;
+        var at = LogRecordFormat.WritePayloadPrefix(dest, LogRecordType.Batch, _receivedUnixMs, _tenant);
         BinaryPrimitives.WriteInt32LittleEndian(dest[at..], _count);
         at += 4;
         for (var i = 0; i < _count; i++)
@@ -99,9 +112,7 @@ public readonly struct BatchRecord : ILogEnqueueEntry
             _keys[i].WriteTo(dest[(at + 4)..]);
             at += LogRecordFormat.EventEntrySize;
         }
-        BinaryPrimitives.WriteInt32LittleEndian(dest[at..], _bodyLength);
-        at += 4;
-        _body.AsSpan(0, _bodyLength).CopyTo(dest[at..]);
+        LogRecordFormat.WriteBody(dest[at..], _body.AsSpan(0, _bodyLength));
     }
 }
 
@@ -130,20 +141,12 @@ public readonly struct QuarantineRecord : ILogEnqueueEntry
     /// <inheritdoc/>
     public void SerializeTo(Span<byte> dest)
     {
-        var at = LogRecordFormat.WriteHeader(dest, LogRecordType.Quarantine);
-        BinaryPrimitives.WriteInt64LittleEndian(dest[at..], _receivedUnixMs);
-        at += 8;
-        BinaryPrimitives.WriteUInt16LittleEndian(dest[at..], (ushort)_tenant.Length);
-        at += 2;
-        _tenant.CopyTo(dest[at..]);
-        at += _tenant.Length;
+        var at = LogRecordFormat.WritePayloadPrefix(dest, LogRecordType.Quarantine, _receivedUnixMs, _tenant);
         BinaryPrimitives.WriteUInt16LittleEndian(dest[at..], (ushort)_reason.Length);
         at += 2;
         _reason.CopyTo(dest[at..]);
         at += _reason.Length;
-        BinaryPrimitives.WriteInt32LittleEndian(dest[at..], _bodyLength);
-        at += 4;
-        _body.AsSpan(0, _bodyLength).CopyTo(dest[at..]);
+        LogRecordFormat.WriteBody(dest[at..], _body.AsSpan(0, _bodyLength));
     }
 }
 
