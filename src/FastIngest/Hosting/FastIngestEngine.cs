@@ -213,6 +213,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _dedupe.Dispose();
         _http.Dispose();
         _stop.Dispose();
+        Tenants.Dispose();
     }
 }
 

@@ -136,7 +136,7 @@ public sealed class WebhookMiddleware
                     break;
             }
 
-            var check = WebhookSignature.Verify(signatures.ToString(), tenant.AppSecret, body.AsSpan(0, length));
+            var check = WebhookSignature.Verify(signatures.ToString(), tenant.InboundHmac, body.AsSpan(0, length));
             if (check != SignatureCheck.Valid)
             {
                 await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch

@@ -40,20 +40,45 @@ public static class WebhookSignature
     /// </summary>
     public static SignatureCheck Verify(ReadOnlySpan<char> header, ReadOnlySpan<byte> secret, ReadOnlySpan<byte> body)
     {
+        Span<byte> claimed = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        var form = ParseHeader(header, claimed);
+        if (form != SignatureCheck.Valid)
+            return form;
+        Span<byte> actual = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        HMACSHA256.HashData(secret, body, actual);
+        return CryptographicOperations.FixedTimeEquals(claimed, actual) ? SignatureCheck.Valid : SignatureCheck.Mismatch;
+    }
+
+    /// <summary>
+    /// Same as <see cref="Verify(ReadOnlySpan{char}, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> with an HMAC-SHA256
+    /// already keyed by the secret (<see cref="IncrementalHash.CreateHMAC(HashAlgorithmName, byte[])"/>), reused across
+    /// calls on one thread: about half the cost of a one-shot HMAC, which sets up a new context every time.
+    /// </summary>
+    public static SignatureCheck Verify(ReadOnlySpan<char> header, IncrementalHash keyedHmac, ReadOnlySpan<byte> body)
+    {
+        ArgumentNullException.ThrowIfNull(keyedHmac);
+        Span<byte> claimed = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        var form = ParseHeader(header, claimed);
+        if (form != SignatureCheck.Valid)
+            return form;
+        Span<byte> actual = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        keyedHmac.AppendData(body);
+        keyedHmac.GetHashAndReset(actual);
+        return CryptographicOperations.FixedTimeEquals(claimed, actual) ? SignatureCheck.Valid : SignatureCheck.Mismatch;
+    }
+
+    /// <summary>Decodes <c>sha256=</c> and 64 hex digits into <paramref name="claimed"/>; Valid means well-formed.</summary>
+    private static SignatureCheck ParseHeader(ReadOnlySpan<char> header, Span<byte> claimed)
+    {
         if (header.IsEmpty)
             return SignatureCheck.Missing;
         header = header.Trim();
         if (header.Length != HeaderValueLength || !header.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase))
             return SignatureCheck.Malformed;
-
-        Span<byte> claimed = stackalloc byte[HMACSHA256.HashSizeInBytes];
         if (Convert.FromHexString(header[Prefix.Length..], claimed, out _, out var written) != OperationStatus.Done
             || written != claimed.Length)
             return SignatureCheck.Malformed;
-
-        Span<byte> actual = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        HMACSHA256.HashData(secret, body, actual);
-        return CryptographicOperations.FixedTimeEquals(claimed, actual) ? SignatureCheck.Valid : SignatureCheck.Mismatch;
+        return SignatureCheck.Valid;
     }
 
     /// <summary>

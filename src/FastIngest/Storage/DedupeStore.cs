@@ -46,6 +46,8 @@ public sealed class DedupeStore : IDisposable
             EqualityComparer = DedupeKeyComparer.Instance,
             TryRecoverLatest = true,
             RemoveOutdatedCheckpoints = true,
+            // All in-memory pages up front: memory is flat from the start and inserts never allocate a page.
+            PreallocateLog = true,
         };
         _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
         _stripes = new object[StripeCount];

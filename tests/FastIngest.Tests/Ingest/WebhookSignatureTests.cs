@@ -49,4 +49,21 @@ public sealed class WebhookSignatureTests
             WebhookSignature.Verify(header, s_secret, s_body);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
+
+    [Fact]
+    public void A_reused_keyed_hmac_gives_the_same_answers_and_allocates_nothing()
+    {
+        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, s_secret);
+        var header = Expected();
+        Assert.Equal(SignatureCheck.Valid, WebhookSignature.Verify(header, hmac, s_body));
+        Assert.Equal(SignatureCheck.Mismatch, WebhookSignature.Verify(header, hmac, "{}"u8));
+        Assert.Equal(SignatureCheck.Valid, WebhookSignature.Verify(header, hmac, s_body)); // reset after a mismatch
+        Assert.Equal(SignatureCheck.Malformed, WebhookSignature.Verify("sha256=00", hmac, s_body));
+        Assert.Equal(SignatureCheck.Valid, WebhookSignature.Verify(header, hmac, s_body)); // nothing left half-hashed
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+            WebhookSignature.Verify(header, hmac, s_body);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
 }

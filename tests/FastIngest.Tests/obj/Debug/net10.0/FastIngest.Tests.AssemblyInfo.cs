@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Debug")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+7658ab82abb86a52bcebdcc3606572771fb299e7")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+4c1e00253e61813096f419c5f2ca2b03215d3700")]
 [assembly: System.Reflection.AssemblyProductAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyTitleAttribute("FastIngest.Tests")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]
