@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace FastIngest.Load;
+
+/// <summary>
+/// The forward target: a real Kestrel server on loopback standing in for every tenant's bot. It answers 200 at once,
+/// and records, per <c>X-FastIngest-Event-Id</c>, how many times the event came and when it first came.
+/// </summary>
+internal sealed class EmbeddedBot : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, Arrival> _arrivals = new(StringComparer.Ordinal);
+    private long _requests;
+
+    internal sealed class Arrival
+    {
+        public int Count;
+        public long FirstTimestamp;
+    }
+
+    private EmbeddedBot(WebApplication app) => _app = app;
+
+    public string Url { get; private set; } = "";
+
+    public long Requests => Interlocked.Read(ref _requests);
+
+    public IReadOnlyDictionary<string, Arrival> Arrivals => _arrivals;
+
+    public static async Task<EmbeddedBot> StartAsync(int port)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        var bot = new EmbeddedBot(app);
+        app.Run(bot.HandleAsync);
+        await app.StartAsync().ConfigureAwait(false);
+        bot.Url = app.Urls.First();
+        return bot;
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        // Read the whole body, as a bot would.
+        while (true)
+        {
+            var read = await context.Request.BodyReader.ReadAsync().ConfigureAwait(false);
+            context.Request.BodyReader.AdvanceTo(read.Buffer.End);
+            if (read.IsCompleted)
+                break;
+        }
+        var now = Stopwatch.GetTimestamp();
+        var id = context.Request.Headers["X-FastIngest-Event-Id"].ToString();
+        var arrival = _arrivals.GetOrAdd(id, static (_, t) => new Arrival { FirstTimestamp = t }, now);
+        Interlocked.Increment(ref arrival.Count);
+        Interlocked.Increment(ref _requests);
+        context.Response.StatusCode = 200;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}
