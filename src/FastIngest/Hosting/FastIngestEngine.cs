@@ -202,6 +202,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _log.CommitAndWait();
         await CheckpointAndTruncateAsync(CancellationToken.None).ConfigureAwait(false);
         _log.CommitAndWait();
+        EngineLog.Stopped(_logger, _log.Commits, _log.Commits == 0 ? 0 : _log.CommitMilliseconds / _log.Commits, Delivered);
     }
 
     /// <summary>Stops (if not stopped) and closes everything.</summary>
@@ -224,6 +225,9 @@ internal static partial class EngineLog
 
     [LoggerMessage(4002, LogLevel.Information, "Event log recovered: [{Begin}, {Tail}), {Acked} delivered events known, {Replayed} dedupe marks replayed")]
     public static partial void Recovered(ILogger logger, long begin, long tail, int acked, int replayed);
+
+    [LoggerMessage(4004, LogLevel.Information, "Stopped: {Commits} group commits of the event log (mean {MeanCommitMs:F2} ms), {Delivered} events delivered")]
+    public static partial void Stopped(ILogger logger, long commits, double meanCommitMs, long delivered);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

@@ -159,7 +159,7 @@ public sealed class WebhookMiddleware
             }
 
             if (outcome.WaitLog is { } log)
-                await log.WaitForCommitAsync(outcome.WaitForAddress, CancellationToken.None).ConfigureAwait(false);
+                await log.WaitForCommitAsync(outcome.WaitForAddress).ConfigureAwait(false);
             context.Response.StatusCode = StatusCodes.Status200OK;
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not BadHttpRequestException and not OutOfMemoryException)
