@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Side by side, one machine, one run, the same wrk flags:
 #   (a) bare Kestrel that reads the body and answers 200 (the simulator's "bare" mode),
-#   (b) FastIngest with durable commit, forwarding every event to (a) as its bot;
-# then the simulator in open model at half of (b)'s rate for FastIngest's p99 ack latency at that load.
+#   (b) FastIngest with durable commit, forwarding every event to (a) as its bot (both share the 2 cores),
+#   (c) FastIngest with durable commit and its bot unreachable: the ingest tier alone (events wait on disk);
+# then the simulator in open model at half of (c)'s rate for FastIngest's p99 ack latency at that load.
+# Each server first gets WARMUP seconds of the same load (JIT tiering and PGO settle), then the measured run.
 # Prints both requests/s, their ratio and the p99s; writes load/out/compare.json.
-#   DURATION=10 CONNECTIONS=256 THREADS=2 BODIES=400000 load/compare.sh
+#   DURATION=10 WARMUP=8 CONNECTIONS=256 THREADS=2 BODIES=1000000 load/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-256}
 THREADS=${THREADS:-2}
-BODIES=${BODIES:-400000}
+WARMUP=${WARMUP:-8}
+BODIES=${BODIES:-1000000}
 BARE_PORT=${BARE_PORT:-18081}
 FI_PORT=${FI_PORT:-18080}
 out=load/out
@@ -31,49 +34,61 @@ rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }
 
 $load gen-wrk --out "$work/bodies" --count "$BODIES" --shards "$THREADS" --secret load-secret-0 >/dev/null
+$load gen-wrk --out "$work/warmup" --count $((BODIES / 2)) --shards "$THREADS" --secret load-secret-0 --seed 11 >/dev/null
+warm() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s load/wrk/rotate.lua "$1" -- "$work/warmup" >/dev/null; }
 
 $load bare --urls "http://127.0.0.1:$BARE_PORT" >/dev/null & pids+=($!)
 wait_port "$BARE_PORT"
+warm "http://127.0.0.1:$BARE_PORT/webhooks/t0"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
   "http://127.0.0.1:$BARE_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-bare.txt"
 
-start_fastingest() {
+start_fastingest() { # NAME BOT_URL
   dotnet "$server_dll" --urls "http://127.0.0.1:$FI_PORT" --FastIngest:DataDir="$work/data-$1" \
     --Logging:LogLevel:Default=Warning \
     --FastIngest:Tenants:0:Id=t0 --FastIngest:Tenants:0:AppSecret=load-secret-0 --FastIngest:Tenants:0:VerifyToken=v \
-    --FastIngest:Tenants:0:Forward:Url="http://127.0.0.1:$BARE_PORT/bot" --FastIngest:Tenants:0:Forward:Secret=bot-secret \
+    --FastIngest:Tenants:0:Forward:Url="$2" --FastIngest:Tenants:0:Forward:Secret=bot-secret \
     --FastIngest:Tenants:0:Forward:Concurrency=16 >/dev/null &
   fi_pid=$!; pids+=($fi_pid)
   wait_port "$FI_PORT"
 }
 stop_fastingest() { kill -TERM "$fi_pid"; wait "$fi_pid" 2>/dev/null || true; }
 
-start_fastingest wrk
+start_fastingest forwarding "http://127.0.0.1:$BARE_PORT/bot"
+warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
-  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-fastingest.txt"
+  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-fastingest-forwarding.txt"
 stop_fastingest
 
-bare_rps=$(rps "$out/wrk-bare.txt"); fi_rps=$(rps "$out/wrk-fastingest.txt")
-bare_p99=$(p99 "$out/wrk-bare.txt"); fi_p99=$(p99 "$out/wrk-fastingest.txt")
+start_fastingest ingest "http://127.0.0.1:9/unreachable"
+warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
+  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-fastingest-ingest.txt"
+stop_fastingest
+
+bare_rps=$(rps "$out/wrk-bare.txt"); fwd_rps=$(rps "$out/wrk-fastingest-forwarding.txt"); fi_rps=$(rps "$out/wrk-fastingest-ingest.txt")
+bare_p99=$(p99 "$out/wrk-bare.txt"); fwd_p99=$(p99 "$out/wrk-fastingest-forwarding.txt"); fi_p99=$(p99 "$out/wrk-fastingest-ingest.txt")
 half=$(awk -v r="$fi_rps" 'BEGIN {printf "%d", r/2}')
 
 # FastIngest's ack latency at half its own rate, in open model (latency from the scheduled send time).
-start_fastingest half
+start_fastingest half "http://127.0.0.1:9/unreachable"
+warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
 $load run --target "http://127.0.0.1:$FI_PORT" --tenants 1 --rate "$half" --duration "$DURATION" --drain 0 \
   --repeats 0 --json "$out/half-rate.json" > "$out/half-rate.txt" 2>&1 || true
 stop_fastingest
 half_p99=$(grep -o '"p99": [0-9.]*' "$out/half-rate.json" | head -1 | awk '{print $2}')
 
 ratio=$(awk -v a="$fi_rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a/b}')
+fwd_ratio=$(awk -v a="$fwd_rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a/b}')
 cat > "$out/compare.json" <<JSON
 {"date":"$(date -u +%FT%TZ)","commit":"$(git rev-parse --short HEAD)","duration_s":$DURATION,"connections":$CONNECTIONS,"threads":$THREADS,
  "bare":{"requests_per_s":$bare_rps,"p99_ms":$bare_p99},
- "fastingest":{"requests_per_s":$fi_rps,"p99_ms":$fi_p99},
- "ratio":$ratio,
+ "fastingest_ingest":{"requests_per_s":$fi_rps,"p99_ms":$fi_p99,"ratio":$ratio},
+ "fastingest_forwarding":{"requests_per_s":$fwd_rps,"p99_ms":$fwd_p99,"ratio":$fwd_ratio},
  "half_rate":{"requests_per_s":$half,"ack_p99_ms":${half_p99:-null}}}
 JSON
-printf '%-34s %12s %10s\n' "" "requests/s" "p99 (ms)"
-printf '%-34s %12s %10s\n' "bare Kestrel (read body, 200)" "$bare_rps" "$bare_p99"
-printf '%-34s %12s %10s\n' "FastIngest (durable commit)" "$fi_rps" "$fi_p99"
-printf '%-34s %12s\n' "ratio FastIngest / bare" "$ratio"
-printf '%-34s %12s %10s\n' "FastIngest at half rate (open)" "$half" "${half_p99:-?}"
+printf '%-44s %12s %10s %7s\n' "" "requests/s" "p99 (ms)" "ratio"
+printf '%-44s %12s %10s\n' "bare Kestrel (read body, 200)" "$bare_rps" "$bare_p99"
+printf '%-44s %12s %10s %7s\n' "FastIngest, durable, forwarding to (a)" "$fwd_rps" "$fwd_p99" "$fwd_ratio"
+printf '%-44s %12s %10s %7s\n' "FastIngest, durable, ingest only" "$fi_rps" "$fi_p99" "$ratio"
+printf '%-44s %12s %10s\n' "FastIngest ingest only at half rate (open)" "$half" "${half_p99:-?}"
