@@ -74,7 +74,7 @@ half=$(awk -v r="$fi_rps" 'BEGIN {printf "%d", r/2}')
 start_fastingest half "http://127.0.0.1:9/unreachable"
 warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
 $load run --target "http://127.0.0.1:$FI_PORT" --tenants 1 --rate "$half" --duration "$DURATION" --drain 0 \
-  --repeats 0 --json "$out/half-rate.json" > "$out/half-rate.txt" 2>&1 || true
+  --repeats 0 --text-only --pregenerate --json "$out/half-rate.json" > "$out/half-rate.txt" 2>&1 || true
 stop_fastingest
 half_p99=$(grep -o '"p99": [0-9.]*' "$out/half-rate.json" | head -1 | awk '{print $2}')
 

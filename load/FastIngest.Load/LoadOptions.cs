@@ -21,6 +21,8 @@ internal sealed class LoadOptions
     public int Seed { get; set; } = 1;
     public TimeSpan RssInterval { get; set; } = TimeSpan.FromSeconds(5);
     public int ForwardConcurrency { get; set; } = 16;
+    public bool TextOnly { get; set; }
+    public bool Pregenerate { get; set; }
     public List<string> ServerSettings { get; } = [];
 
     public static string Secret(int tenant) => $"load-secret-{tenant}";
@@ -60,6 +62,8 @@ internal sealed class LoadOptions
                 case "--rss-interval": o.RssInterval = TimeSpan.FromSeconds(double.Parse(Value(), inv)); break;
                 case "--forward-concurrency": o.ForwardConcurrency = int.Parse(Value(), inv); break;
                 case "--server-setting": o.ServerSettings.Add(Value()); break;
+                case "--text-only": o.TextOnly = true; break;
+                case "--pregenerate": o.Pregenerate = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }

@@ -87,20 +87,36 @@ internal sealed class LoadRunner
             var t = c % generators.Length;
             while (clock.Elapsed < deadline && Interlocked.Increment(ref _issued) <= _o.Requests)
             {
-                await SendAsync(client, target, generators[t].Next(), Stopwatch.GetTimestamp()).ConfigureAwait(false);
+                await SendAsync(client, target, Next(generators[t]), Stopwatch.GetTimestamp()).ConfigureAwait(false);
                 t = (t + 1) % generators.Length;
             }
         });
         await Task.WhenAll(senders).ConfigureAwait(false);
     }
 
+    private Delivery Next(TrafficGenerator generator) => _o.TextOnly ? generator.SizedText(1024, 2048) : generator.Next();
+
     private async Task OpenModelAsync(HttpClient client, string target, TrafficGenerator[] generators, double rate, Stopwatch clock, TimeSpan deadline)
     {
+        // With --pregenerate every delivery is built and signed before the clock starts, so that the sender's own
+        // work does not eat into the schedule on a small machine.
+        Delivery[]? ready = null;
+        if (_o.Pregenerate)
+        {
+            var count = (long)Math.Min(_o.Requests, rate * _o.Duration.TotalSeconds + 1);
+            var generationStarted = clock.Elapsed;
+            ready = new Delivery[count];
+            for (long k = 0; k < count; k++)
+                ready[k] = Next(generators[k % generators.Length]);
+            deadline += clock.Elapsed - generationStarted;
+        }
         var inFlight = new List<Task>();
+        // The sender's own pauses would count as server latency (latency runs from the scheduled time).
+        System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         var start = Stopwatch.GetTimestamp();
         var perTick = Stopwatch.Frequency / rate;
         long i = 0;
-        while (clock.Elapsed < deadline && i < _o.Requests)
+        while (clock.Elapsed < deadline && i < _o.Requests && (ready is null || i < ready.Length))
         {
             var due = start + (long)(i * perTick);
             var now = Stopwatch.GetTimestamp();
@@ -114,8 +130,8 @@ internal sealed class LoadRunner
                 continue;
             }
             // Everything due by now goes out now, timed from when it was due.
-            var generator = generators[i % generators.Length];
-            inFlight.Add(SendAsync(client, target, generator.Next(), due));
+            var delivery = ready is not null ? ready[i] : Next(generators[i % generators.Length]);
+            inFlight.Add(SendAsync(client, target, delivery, due));
             i++;
             if (inFlight.Count > 4096)
                 inFlight.RemoveAll(task => task.IsCompleted);

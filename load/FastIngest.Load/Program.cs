@@ -22,6 +22,8 @@ public static class Program
             --server-setting K=V     extra setting for the started server, e.g. FastIngest:Storage:LogMemoryBytes=...
             --port P / --bot-port P  ports of the started server (18080) and the embedded bot (18090)
             --rss-interval S         sample the started server's RSS every S s (default 5)
+            --text-only              only text messages of 1-2 KB (as the wrk bodies), instead of the Meta-like mix
+            --pregenerate            open model: build and sign every delivery before the clock starts
           gen-wrk --out DIR [--count N] [--shards S] [--secret S] [--min B] [--max B]
                              pre-signed distinct bodies for load/wrk/rotate.lua (default 300000, 2 shards, 1024-2048 bytes)
           bare [--urls URL]  Kestrel that reads the body and answers 200 (default http://127.0.0.1:18081)
