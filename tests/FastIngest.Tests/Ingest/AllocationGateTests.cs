@@ -1,10 +1,8 @@
 using System.Globalization;
 using FastIngest.Configuration;
 using FastIngest.Ingest;
-using FastIngest.Storage;
 using FastIngest.Tenancy;
 using FastIngest.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace FastIngest.Tests.Ingest;
 
@@ -21,29 +19,17 @@ namespace FastIngest.Tests.Ingest;
 public sealed class AllocationGateTests : IDisposable
 {
     private const int MaxWindows = 5;
-    private readonly TempDir _dir = new();
-    private readonly EventLog _log;
-    private readonly EventLog _quarantine;
-    private readonly DedupeStore _dedupe;
+    private readonly Stores _stores = new(maxRecordBytes: 16 << 20, logMemoryBytes: 128L << 20, dedupeIndexBytes: 1 << 22, dedupeMemoryBytes: 256L << 20);
     private readonly IngestPipeline _pipeline;
     private readonly List<Tenant> _tenants = [];
 
-    public AllocationGateTests()
-    {
-        _log = new EventLog(_dir.Sub("events"), "events", 16 << 20, 128L << 20, NullLogger.Instance);
-        _quarantine = new EventLog(_dir.Sub("quarantine"), "quarantine", 1 << 20, 1 << 24, NullLogger.Instance);
-        _dedupe = new DedupeStore(_dir.Sub("dedupe"), 1 << 22, 256L << 20, NullLogger.Instance);
-        _pipeline = new IngestPipeline(_log, _quarantine, _dedupe, TimeSpan.FromDays(7), 1, _log.TailAddress, TimeProvider.System, NullLogger.Instance);
-    }
+    public AllocationGateTests() => _pipeline = _stores.Pipeline();
 
     public void Dispose()
     {
-        _log.Dispose();
-        _quarantine.Dispose();
-        _dedupe.Dispose();
+        _stores.Dispose();
         foreach (var t in _tenants)
             t.Dispose();
-        _dir.Dispose();
     }
 
     public static TheoryData<string, int> Shapes() => new()

@@ -4,44 +4,30 @@ using FastIngest.Ingest;
 using FastIngest.Storage;
 using FastIngest.Tenancy;
 using FastIngest.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace FastIngest.Tests.Ingest;
 
 /// <summary>The synchronous ingest core over real FASTER stores in a temp directory.</summary>
 public sealed class IngestPipelineTests : IDisposable
 {
-    private readonly TempDir _dir = new();
-    private readonly EventLog _log;
-    private readonly EventLog _quarantine;
-    private readonly DedupeStore _dedupe;
+    private readonly Stores _stores = new();
     private readonly Tenant _tenant = new(new TenantOptions { Id = "acme", AppSecret = "s", VerifyToken = "v" });
-
-    public IngestPipelineTests()
-    {
-        _log = new EventLog(_dir.Sub("events"), "events", 1 << 20, 1 << 24, NullLogger.Instance);
-        _quarantine = new EventLog(_dir.Sub("quarantine"), "quarantine", 1 << 20, 1 << 24, NullLogger.Instance);
-        _dedupe = new DedupeStore(_dir.Sub("dedupe"), 1 << 16, 1 << 22, NullLogger.Instance);
-    }
 
     public void Dispose()
     {
-        _log.Dispose();
-        _quarantine.Dispose();
-        _dedupe.Dispose();
-        _dir.Dispose();
+        _stores.Dispose();
+        _tenant.Dispose();
     }
 
-    private IngestPipeline Pipeline(int boot = 1, long? recoveredTail = null)
-        => new(_log, _quarantine, _dedupe, TimeSpan.FromDays(7), boot, recoveredTail ?? _log.TailAddress, TimeProvider.System, NullLogger.Instance);
+    private IngestPipeline Pipeline(int boot = 1, long? recoveredTail = null) => _stores.Pipeline(boot, recoveredTail);
 
     private IngestOutcome Accept(IngestPipeline pipeline, byte[] body) => pipeline.Accept(_tenant, body, body.Length);
 
     private void Mark(string eventId, long seenUnixMs, long address, int boot)
     {
-        var s = _dedupe.Rent();
+        var s = _stores.Dedupe.Rent();
         DedupeStore.Put(s, EventIdentity.Key(_tenant.IdUtf8, Encoding.ASCII.GetBytes(eventId)), new DedupeEntry { SeenUnixMs = seenUnixMs, LogAddress = address, Boot = boot });
-        _dedupe.Return(s);
+        _stores.Dedupe.Return(s);
     }
 
     [Fact]
@@ -50,13 +36,13 @@ public sealed class IngestPipelineTests : IDisposable
         var pipeline = Pipeline();
         var first = Accept(pipeline, Payloads.Messages(("wamid.1", "a", "x"), ("wamid.2", "b", "y"), ("wamid.1", "a", "x")));
         Assert.Equal((IngestStatus.Accepted, 3, 2), (first.Status, first.Events, first.NewEvents));
-        Assert.Same(_log, first.WaitLog);
+        Assert.Same(_stores.Log, first.WaitLog);
 
         var again = Accept(pipeline, Payloads.Messages(("wamid.2", "b", "y"), ("wamid.3", "c", "z")));
         Assert.Equal(1, again.NewEvents);
 
-        _log.CommitAndWait();
-        using var iter = _log.Scan(_log.BeginAddress, _log.CommittedUntilAddress);
+        _stores.Log.CommitAndWait();
+        using var iter = _stores.Log.Scan(_stores.Log.BeginAddress, _stores.Log.CommittedUntilAddress);
         Assert.True(iter.GetNext(out byte[] record, out _, out var address));
         Assert.Equal(first.WaitForAddress, address);
         var stored = StoredPayload.Read(record);
@@ -69,7 +55,7 @@ public sealed class IngestPipelineTests : IDisposable
     public void A_mark_left_by_an_earlier_boot_for_a_record_that_never_reached_disk_does_not_count()
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var tail = _log.TailAddress;
+        var tail = _stores.Log.TailAddress;
         Mark("msg:wamid.GHOST", now, tail + 4096, boot: 1);     // checkpointed before its record was committed
         Mark("msg:wamid.KEPT", now, tail - 1, boot: 1);          // its record is below the recovered tail
         Mark("msg:wamid.EXPIRED", now - (long)TimeSpan.FromDays(8).TotalMilliseconds, tail - 1, boot: 1);
@@ -87,10 +73,10 @@ public sealed class IngestPipelineTests : IDisposable
         var pipeline = Pipeline();
         var outcome = Accept(pipeline, "{\"entry\":[{"u8.ToArray());
         Assert.Equal(IngestStatus.Quarantined, outcome.Status);
-        Assert.Same(_quarantine, outcome.WaitLog);
+        Assert.Same(_stores.Quarantine, outcome.WaitLog);
         Assert.Equal(1, pipeline.QuarantinedCount);
-        _quarantine.CommitAndWait();
-        using var iter = _quarantine.Scan(_quarantine.BeginAddress, _quarantine.CommittedUntilAddress);
+        _stores.Quarantine.CommitAndWait();
+        using var iter = _stores.Quarantine.Scan(_stores.Quarantine.BeginAddress, _stores.Quarantine.CommittedUntilAddress);
         Assert.True(iter.GetNext(out byte[] record, out _, out _));
         var stored = StoredPayload.Read(record);
         Assert.Equal(LogRecordType.Quarantine, stored.Type);
