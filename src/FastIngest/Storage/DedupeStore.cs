@@ -21,6 +21,7 @@ public sealed class DedupeStore : IDisposable
 
     private readonly FasterKV<DedupeKey, DedupeEntry> _kv;
     private readonly FasterKVSettings<DedupeKey, DedupeEntry> _settings;
+    private readonly SyncFileDevice _device;
     private readonly object[] _stripes;
     private readonly Stack<DedupeSession> _sessions = new();
     private readonly string _replayFromPath;
@@ -38,8 +39,12 @@ public sealed class DedupeStore : IDisposable
         Directory.CreateDirectory(directory);
         _replayFromPath = Path.Combine(directory, "replay-from");
         var pageBytes = Math.Clamp(memoryBytes / 16, 1L << 16, 1L << 25);
+        // Our device, not FASTER's managed one: a key that has left memory is read while the request holds its
+        // stripe lock, and that read must not wait in the thread pool's queue behind the requests it is blocking.
+        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
         _settings = new FasterKVSettings<DedupeKey, DedupeEntry>(directory, deleteDirOnDispose: false)
         {
+            LogDevice = _device,
             IndexSize = indexBytes,
             MemorySize = Math.Max(memoryBytes, pageBytes * 4),
             PageSize = pageBytes,
@@ -180,6 +185,7 @@ public sealed class DedupeStore : IDisposable
         }
         _kv.Dispose();
         _settings.Dispose();
+        _device.Dispose();
         _checkpointGate.Dispose();
     }
 }
