@@ -45,6 +45,7 @@ public sealed class DedupeStore : IDisposable
         _settings = new FasterKVSettings<DedupeKey, DedupeEntry>(directory, deleteDirOnDispose: false)
         {
             LogDevice = _device,
+            CheckpointManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "checkpoints")), removeOutdated: true),
             IndexSize = indexBytes,
             MemorySize = Math.Max(memoryBytes, pageBytes * 4),
             PageSize = pageBytes,

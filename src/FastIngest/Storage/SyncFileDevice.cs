@@ -1,47 +1,34 @@
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
 using FASTER.core;
 using Microsoft.Win32.SafeHandles;
 
 namespace FastIngest.Storage;
 
 /// <summary>
-/// A FASTER storage device (segment files <c>{name}.{n}</c>) whose writes run on one dedicated thread: each batch of
-/// queued writes is written with <c>pwrite</c>, made durable with one <c>fsync</c> per file touched, and then
-/// completed. FASTER's own managed device hops through the thread pool several times per write (write, then flush,
-/// then callback) and waits behind request work there; under load that made a group commit take ~4 ms on a disk
-/// whose synced write takes ~0.2 ms. Reads (scans of records no longer in memory, recovery) run on a second
-/// dedicated thread: FASTER's scan iterators block while a page loads, so reads queued behind those very blocked
-/// threads on the thread pool would starve it.
+/// A FASTER storage device (segment files <c>{name}.{n}</c>) whose I/O never touches the thread pool. All devices
+/// share two dedicated threads (<see cref="DeviceIo"/>): a writer that takes every queued write, writes each with
+/// <c>pwrite</c>, makes them durable with one <c>fsync</c> per file touched, then completes them; and a reader.
 /// </summary>
+/// <remarks>
+/// FASTER's managed device hops through the thread pool several times per write (write, flush, callback). Under load
+/// that made a group commit take ~4 ms on a disk whose synced write takes ~0.2 ms, and, worse, it can deadlock: FASTER
+/// runs checkpoint steps (which wait for such writes) on the threads that call it, and request threads that wait on
+/// those (dedupe stripe locks, page loads) fill the pool, so the writes they wait for never get a thread.
+/// </remarks>
 public sealed class SyncFileDevice : StorageDeviceBase
 {
     private readonly ConcurrentDictionary<int, SafeFileHandle> _handles = new();
-    private readonly BlockingCollection<Write> _writes = new(new ConcurrentQueue<Write>());
-    private readonly BlockingCollection<Read> _reads = new(new ConcurrentQueue<Read>());
-    private readonly Thread _writer;
-    private readonly Thread _reader;
-    private readonly List<Write> _batch = new(64);
-    private readonly HashSet<int> _touched = [];
+    private readonly ManualResetEventSlim _idle = new(true);
     private volatile Exception? _failure;
+    private int _pending;
     private int _disposed;
-
-    private readonly record struct Write(IntPtr Source, int Segment, ulong Offset, uint Length, DeviceIOCompletionCallback Callback, object Context);
-
-    private readonly record struct Read(int Segment, ulong Offset, IntPtr Destination, uint Length, DeviceIOCompletionCallback Callback, object Context);
 
     /// <summary>Creates the device over <paramref name="fileName"/> (segment files get <c>.0</c>, <c>.1</c>, ...).</summary>
     public SyncFileDevice(string fileName)
         : base(fileName, 512, Devices.CAPACITY_UNSPECIFIED)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
-        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "fastingest-io-" + Path.GetFileName(fileName) };
-        _writer.Start();
-        _reader = new Thread(ReadLoop) { IsBackground = true, Name = "fastingest-read-" + Path.GetFileName(fileName) };
-        _reader.Start();
-    }
+        => Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
 
-    /// <summary>Called on the writer thread after each batch of writes is durable and completed.</summary>
+    /// <summary>Called on the writer thread after a batch holding writes of this device is durable and completed.</summary>
     public Action? BatchCompleted { get; set; }
 
     /// <summary>The first write or flush error, if any; FASTER also gets it through the completion's error code.</summary>
@@ -49,36 +36,45 @@ public sealed class SyncFileDevice : StorageDeviceBase
 
     /// <inheritdoc/>
     public override void WriteAsync(IntPtr sourceAddress, int segmentId, ulong destinationAddress, uint numBytesToWrite, DeviceIOCompletionCallback callback, object context)
-        => _writes.Add(new Write(sourceAddress, segmentId, destinationAddress, numBytesToWrite, callback, context));
+    {
+        Begin();
+        DeviceIo.Shared.Write(new DeviceIo.Request(this, sourceAddress, segmentId, destinationAddress, numBytesToWrite, callback, context));
+    }
 
     /// <inheritdoc/>
     public override void ReadAsync(int segmentId, ulong sourceAddress, IntPtr destinationAddress, uint readLength, DeviceIOCompletionCallback callback, object context)
-        => _reads.Add(new Read(segmentId, sourceAddress, destinationAddress, readLength, callback, context));
-
-    private void ReadLoop()
     {
-        foreach (var r in _reads.GetConsumingEnumerable())
-        {
-            uint error = 0, read = 0;
-            try
-            {
-                read = (uint)ReadFully(Handle(r.Segment), r.Offset, r.Destination, r.Length);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                error = ErrorCode(ex);
-            }
-            r.Callback(error, read, r.Context);
-        }
+        Begin();
+        DeviceIo.Shared.Read(new DeviceIo.Request(this, destinationAddress, segmentId, sourceAddress, readLength, callback, context));
     }
 
-    private static unsafe int ReadFully(SafeFileHandle handle, ulong offset, IntPtr destination, uint length)
+    private void Begin()
     {
-        var span = new Span<byte>((void*)destination, (int)length);
+        if (Interlocked.Increment(ref _pending) == 1)
+            _idle.Reset();
+    }
+
+    internal void End()
+    {
+        if (Interlocked.Decrement(ref _pending) == 0)
+            _idle.Set();
+    }
+
+    internal void Fail(Exception ex) => _failure ??= ex;
+
+    internal unsafe void WriteFully(in DeviceIo.Request w)
+        => RandomAccess.Write(Handle(w.Segment), new ReadOnlySpan<byte>((void*)w.Memory, (int)w.Length), (long)w.Offset);
+
+    internal void Flush(int segment) => RandomAccess.FlushToDisk(Handle(segment));
+
+    internal unsafe uint ReadFully(in DeviceIo.Request r)
+    {
+        var handle = Handle(r.Segment);
+        var span = new Span<byte>((void*)r.Memory, (int)r.Length);
         var total = 0;
         while (total < span.Length)
         {
-            var n = RandomAccess.Read(handle, span[total..], (long)offset + total);
+            var n = RandomAccess.Read(handle, span[total..], (long)r.Offset + total);
             if (n == 0)
             {
                 span[total..].Clear(); // past the end of the file: FASTER reads whole sectors
@@ -86,45 +82,8 @@ public sealed class SyncFileDevice : StorageDeviceBase
             }
             total += n;
         }
-        return (int)length;
+        return r.Length;
     }
-
-    private void WriteLoop()
-    {
-        foreach (var first in _writes.GetConsumingEnumerable())
-        {
-            _batch.Add(first);
-            while (_batch.Count < 256 && _writes.TryTake(out var more))
-                _batch.Add(more);
-
-            uint error = 0;
-            try
-            {
-                foreach (var w in _batch)
-                {
-                    WriteFully(Handle(w.Segment), w);
-                    _touched.Add(w.Segment);
-                }
-                foreach (var segment in _touched)
-                    RandomAccess.FlushToDisk(Handle(segment));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                _failure ??= ex;
-                error = ErrorCode(ex);
-            }
-            foreach (var w in _batch)
-                w.Callback(error, error == 0 ? w.Length : 0, w.Context);
-            BatchCompleted?.Invoke();
-            _batch.Clear();
-            _touched.Clear();
-        }
-    }
-
-    private static unsafe void WriteFully(SafeFileHandle handle, in Write w)
-        => RandomAccess.Write(handle, new ReadOnlySpan<byte>((void*)w.Source, (int)w.Length), (long)w.Offset);
-
-    private static uint ErrorCode(Exception ex) => ex.HResult is var h && (h & 0xFFFF) != 0 ? (uint)(h & 0xFFFF) : uint.MaxValue;
 
     private SafeFileHandle Handle(int segment)
         => _handles.GetOrAdd(segment, s => File.OpenHandle(GetSegmentFilename(FileName, s), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete));
@@ -157,20 +116,144 @@ public sealed class SyncFileDevice : StorageDeviceBase
         return File.Exists(path) ? new FileInfo(path).Length : 0;
     }
 
-    /// <summary>Finishes queued writes, stops the writer thread and closes the files.</summary>
+    /// <summary>Waits (up to 30 s) for this device's queued I/O, then closes its files. Idempotent.</summary>
     public override void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return; // FasterKVSettings disposes its LogDevice too
-
-        _writes.CompleteAdding();
-        _reads.CompleteAdding();
-        _writer.Join();
-        _reader.Join();
+        _idle.Wait(TimeSpan.FromSeconds(30));
         foreach (var h in _handles.Values)
             h.Dispose();
         _handles.Clear();
-        _writes.Dispose();
-        _reads.Dispose();
     }
+}
+
+/// <summary>
+/// The two I/O threads shared by every <see cref="SyncFileDevice"/> in the process: one writer (batched writes,
+/// one fsync per file touched per batch) and one reader. Background threads, started on first use.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "Process-wide, lives as long as the process.")]
+internal sealed class DeviceIo
+{
+    public static DeviceIo Shared { get; } = new();
+
+    private readonly BlockingCollection<Request> _writes = new(new ConcurrentQueue<Request>());
+    private readonly BlockingCollection<Request> _reads = new(new ConcurrentQueue<Request>());
+    private readonly List<Request> _batch = new(64);
+    private readonly HashSet<(SyncFileDevice, int)> _touched = [];
+    private readonly HashSet<SyncFileDevice> _devices = [];
+    private readonly Dictionary<SyncFileDevice, uint> _failed = [];
+
+    public readonly record struct Request(SyncFileDevice Device, IntPtr Memory, int Segment, ulong Offset, uint Length, DeviceIOCompletionCallback Callback, object Context);
+
+    private DeviceIo()
+    {
+        new Thread(WriteLoop) { IsBackground = true, Name = "fastingest-io-write" }.Start();
+        new Thread(ReadLoop) { IsBackground = true, Name = "fastingest-io-read" }.Start();
+    }
+
+    public void Write(in Request r) => _writes.Add(r);
+
+    public void Read(in Request r) => _reads.Add(r);
+
+    private void WriteLoop()
+    {
+        foreach (var first in _writes.GetConsumingEnumerable())
+        {
+            _batch.Add(first);
+            while (_batch.Count < 256 && _writes.TryTake(out var more))
+                _batch.Add(more);
+
+            // Write everything, then make each touched file durable once; a failed file fails only its own writes.
+            var failed = _failed;
+            foreach (var w in _batch)
+            {
+                try
+                {
+                    w.Device.WriteFully(w);
+                    _touched.Add((w.Device, w.Segment));
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                {
+                    w.Device.Fail(ex);
+                    failed[w.Device] = ErrorCode(ex);
+                }
+            }
+            foreach (var (device, segment) in _touched)
+            {
+                try
+                {
+                    device.Flush(segment);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                {
+                    device.Fail(ex);
+                    failed[device] = ErrorCode(ex);
+                }
+            }
+            foreach (var w in _batch)
+            {
+                var error = failed.GetValueOrDefault(w.Device);
+                w.Callback(error, error == 0 ? w.Length : 0, w.Context);
+                _devices.Add(w.Device);
+                w.Device.End();
+            }
+            foreach (var d in _devices)
+                d.BatchCompleted?.Invoke();
+            _batch.Clear();
+            _touched.Clear();
+            _devices.Clear();
+            _failed.Clear();
+        }
+    }
+
+    private void ReadLoop()
+    {
+        foreach (var r in _reads.GetConsumingEnumerable())
+        {
+            uint error = 0, read = 0;
+            try
+            {
+                read = r.Device.ReadFully(r);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                error = ErrorCode(ex);
+            }
+            r.Callback(error, read, r.Context);
+            r.Device.End();
+        }
+    }
+
+    private static uint ErrorCode(Exception ex) => (ex.HResult & 0xFFFF) != 0 ? (uint)(ex.HResult & 0xFFFF) : uint.MaxValue;
+}
+
+/// <summary>
+/// FASTER's local checkpoint and commit file layout (<see cref="LocalStorageNamedDeviceFactory"/>: listing, naming,
+/// deletion), with every file opened as a <see cref="SyncFileDevice"/>, so checkpoint writes never wait for the
+/// thread pool either.
+/// </summary>
+public sealed class SyncFileDeviceFactory : INamedDeviceFactory
+{
+    private readonly LocalStorageNamedDeviceFactory _layout = new();
+    private string _baseName = "";
+
+    /// <inheritdoc/>
+    public void Initialize(string baseName)
+    {
+        _baseName = baseName;
+        _layout.Initialize(baseName);
+    }
+
+    /// <inheritdoc/>
+    public IDevice Get(FileDescriptor fileInfo)
+    {
+        return new SyncFileDevice(Path.Combine(_baseName, fileInfo.directoryName ?? "", fileInfo.fileName ?? ""));
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<FileDescriptor> ListContents(string path) => _layout.ListContents(path);
+
+    /// <inheritdoc/>
+    public void Delete(FileDescriptor fileInfo) => _layout.Delete(fileInfo);
 }
