@@ -32,7 +32,6 @@ public sealed class WebhookMiddleware
     private static readonly TimeSpan s_backpressureLimit = TimeSpan.FromSeconds(5);
 
     private readonly RequestDelegate _next;
-    private readonly FastIngestEngine _engine;
     private readonly TenantRegistry _tenants;
     private readonly IngestPipeline _pipeline;
     private readonly ILogger _logger;
@@ -44,7 +43,6 @@ public sealed class WebhookMiddleware
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _next = next;
-        _engine = engine;
         _tenants = engine.Tenants;
         _pipeline = engine.Pipeline;
         _maxBody = engine.MaxBodyBytes;
