@@ -42,7 +42,8 @@ public sealed class EventLog : IDisposable
             PageSizeBits = pageBits,
             MemorySizeBits = memoryBits,
             SegmentSizeBits = Math.Max(pageBits, 28),
-            LogCommitDir = Path.Combine(directory, "commits"),
+            // Commit metadata files on our device too, so that no FASTER write waits in the thread pool.
+            LogCommitManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "commits")), removeOutdated: true),
             FastCommitMode = true,
             RemoveOutdatedCommits = true,
             TryRecoverLatest = true,
