@@ -2,6 +2,10 @@
 -- Make the shards with:  dotnet load/FastIngest.Load/bin/Release/net10.0/FastIngest.Load.dll gen-wrk --out DIR --shards T
 -- Run:                   wrk -t T -c 256 -d 10s --latency -s load/wrk/rotate.lua http://127.0.0.1:18080/webhooks/t0 -- DIR
 -- Each shard line is "sha256=<hex><TAB><body>". When a shard runs out it starts again (those repeats are duplicates).
+-- Paced:                 WRK_PERIOD_MS=9.5 wrk ...   each connection waits that long (dithered between the two whole
+--                        milliseconds around it, as wrk's timer takes whole ms) between a response and its next
+--                        request, which holds the rate near connections * 1000 / (period + latency) requests/s: latency
+--                        at a set load. (wrk decides whether a script paces before init runs, hence the variable.)
 
 local next_id = 0
 
@@ -28,6 +32,18 @@ function init(args)
   file:close()
   index = 0
   wrapped = 0
+  math.randomseed(id * 7919 + 17)
+end
+
+local period = tonumber(os.getenv("WRK_PERIOD_MS") or "")
+if period then
+  function delay()
+    local whole = math.floor(period)
+    if math.random() < period - whole then
+      return whole + 1
+    end
+    return whole
+  end
 end
 
 function request()

@@ -4,14 +4,18 @@ namespace FastIngest.Storage;
 
 /// <summary>
 /// Requests waiting for the log to commit up to their record. Each wait is a pooled
-/// <see cref="IValueTaskSource"/>, so awaiting a commit allocates nothing; the commit thread completes every
-/// waiter its flush covered, and continuations run on the thread pool, never on the commit thread.
+/// <see cref="IValueTaskSource"/>, so awaiting a commit allocates nothing. The commit thread completes every waiter
+/// its flush covered and runs their continuations itself, one after another, outside the lock (the next flush is
+/// already on its way by then): handing each to the thread pool instead cost a queued work item and often a worker
+/// wake-up per request, measured at ~7 % of throughput. A continuation is the rest of a request (set the status, let
+/// Kestrel write the response), which never blocks.
 /// </summary>
 internal sealed class CommitWaiters
 {
     private readonly Func<long> _committedUntil;
     private readonly List<Waiter> _pending = new(256);
     private readonly Stack<Waiter> _pool = new(256);
+    private readonly List<Waiter> _due = new(256);
     private Exception? _failure;
 
     public CommitWaiters(Func<long> committedUntil) => _committedUntil = committedUntil;
@@ -43,7 +47,10 @@ internal sealed class CommitWaiters
         return new ValueTask(waiter, waiter.Version);
     }
 
-    /// <summary>Completes every waiter below the committed address. Called by the commit thread after each flush.</summary>
+    /// <summary>
+    /// Completes every waiter below the committed address, running their continuations on the calling thread.
+    /// Called by the commit thread only (it owns the list of due waiters).
+    /// </summary>
     public void Complete()
     {
         var committed = _committedUntil();
@@ -56,21 +63,27 @@ internal sealed class CommitWaiters
                     continue;
                 _pending[i] = _pending[^1];
                 _pending.RemoveAt(_pending.Count - 1);
-                w.SetResult();
+                _due.Add(w);
             }
         }
+        // Outside the lock: a continuation may start the connection's next request, which waits here again.
+        foreach (var w in _due)
+            w.SetResult();
+        _due.Clear();
     }
 
-    /// <summary>Faults every waiter, now and later.</summary>
+    /// <summary>Faults every waiter, now and later. Their continuations run on the thread pool.</summary>
     public void Fail(Exception failure)
     {
+        Waiter[] failed;
         lock (_pending)
         {
             _failure ??= failure;
-            foreach (var w in _pending)
-                w.SetException(failure);
+            failed = [.. _pending];
             _pending.Clear();
         }
+        foreach (var w in failed)
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.w.SetException(state.failure), (w, failure), preferLocal: false);
     }
 
     private void Return(Waiter waiter)
@@ -84,7 +97,7 @@ internal sealed class CommitWaiters
 
     private sealed class Waiter(CommitWaiters owner) : IValueTaskSource
     {
-        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = true };
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
 
         public long Address;
 

@@ -35,7 +35,8 @@ public sealed class EventLog : IDisposable
         Directory.CreateDirectory(directory);
         var pageBits = Math.Max(22, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)(maxRecordBytes + 4096)));
         var memoryBits = Math.Max(pageBits + 2, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)Math.Max(memoryBytes, 1) - 1));
-        _device = new SyncFileDevice(Path.Combine(directory, "log"));
+        // Write-through: the group commit is one O_DIRECT | O_DSYNC pwrite, no page-cache copy and no fsync.
+        _device = new SyncFileDevice(Path.Combine(directory, "log"), writeThrough: true);
         _log = new FasterLog(new FasterLogSettings
         {
             LogDevice = _device,
@@ -139,45 +140,75 @@ public sealed class EventLog : IDisposable
 
     private void CommitLoop()
     {
+        // One flush in flight at a time. As soon as it is durable, the next one (whatever was appended meanwhile) is
+        // issued, and only then are the finished flush's waiters completed, so their continuations (which run on this
+        // thread) overlap the next write instead of delaying it.
+        var inFlight = NoCommit;
+        long started = 0;
         while (!_stopping)
         {
-            _commitRequested.Wait();
-            _commitRequested.Reset();
-            Volatile.Write(ref _pending, 0);
-            if (_stopping)
-                break;
             try
             {
-                var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                // FastCommitMode writes the commit record into the log itself, and recovery scans forward for the
-                // newest one: once the device has flushed past this commit's record, everything before it survives
-                // a crash. So waiters are released from here, as soon as the flush is durable, without waiting for
-                // FASTER's own completion (a thread-pool hop, then the commit metadata file).
-                if (_log.CommitStrongly(out var commitTail, out _, spinWait: false, cookie: null, proposedCommitNum: -1, callback: null))
+                if (inFlight == NoCommit)
                 {
-                    while (true)
+                    _commitRequested.Wait();
+                    if (_stopping)
+                        break;
+                    inFlight = IssueCommit(out started);
+                    if (inFlight == NoCommit)
                     {
-                        _deviceProgress.Reset();
-                        if (_log.FlushedUntilAddress >= commitTail)
-                            break;
-                        if (_device.Failure is { } failure)
-                            throw new IOException("event log write failed", failure);
-                        _deviceProgress.Wait(50);
+                        _waiters.Complete(); // nothing new to flush: a waiter may still be covered by the last one
+                        continue;
                     }
-                    if (commitTail > Volatile.Read(ref _durableUntil))
-                        Volatile.Write(ref _durableUntil, commitTail);
-                    Interlocked.Increment(ref _commits);
-                    Interlocked.Add(ref _commitTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 }
+
+                WaitForFlush(inFlight);
+                if (inFlight > Volatile.Read(ref _durableUntil))
+                    Volatile.Write(ref _durableUntil, inFlight);
+                Interlocked.Increment(ref _commits);
+                Interlocked.Add(ref _commitTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
+
+                inFlight = Volatile.Read(ref _pending) != 0 ? IssueCommit(out started) : NoCommit;
                 _waiters.Complete();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
+                inFlight = NoCommit;
                 _failure ??= ex;
                 _waiters.Fail(ex);
                 StorageLog.CommitFailed(_logger, ex, _name);
                 Thread.Sleep(100);
             }
+        }
+    }
+
+    private const long NoCommit = -1;
+
+    /// <summary>Starts a commit of everything appended so far; returns the address it makes durable, or <see cref="NoCommit"/>.</summary>
+    private long IssueCommit(out long started)
+    {
+        _commitRequested.Reset();
+        Volatile.Write(ref _pending, 0);
+        started = System.Diagnostics.Stopwatch.GetTimestamp();
+        // FastCommitMode writes the commit record into the log itself, and recovery scans forward for the newest
+        // one: once the device has flushed past this commit's record, everything before it survives a crash. So
+        // waiters are released from here, as soon as the flush is durable, without waiting for FASTER's own
+        // completion (a thread-pool hop, then the commit metadata file).
+        return _log.CommitStrongly(out var commitTail, out _, spinWait: false, cookie: null, proposedCommitNum: -1, callback: null)
+            ? commitTail
+            : NoCommit;
+    }
+
+    private void WaitForFlush(long until)
+    {
+        while (true)
+        {
+            _deviceProgress.Reset();
+            if (_log.FlushedUntilAddress >= until)
+                return;
+            if (_device.Failure is { } failure)
+                throw new IOException("event log write failed", failure);
+            _deviceProgress.Wait(50);
         }
     }
 
