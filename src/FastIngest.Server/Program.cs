@@ -1,3 +1,4 @@
+using FastIngest.Admin;
 using FastIngest.Configuration;
 using FastIngest.Hosting;
 using FastIngest.Ingest;
@@ -33,8 +34,9 @@ public static class FastIngestServer
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FastIngestEngine>());
 
         var app = builder.Build();
-        app.Services.GetRequiredService<FastIngestEngine>();
+        var engine = app.Services.GetRequiredService<FastIngestEngine>();
         app.UseMiddleware<WebhookMiddleware>();
+        app.MapFastIngestAdmin(engine, options.AdminToken);
         app.MapGet("/healthz", () => Results.Text("ok"));
         return app;
     }
@@ -51,9 +53,15 @@ public static class FastIngestServer
         }
     }
 
-    /// <summary>Runs the server until SIGTERM or Ctrl+C. Exit code 2 for a configuration error.</summary>
+    /// <summary>
+    /// Runs the server until SIGTERM or Ctrl+C (exit code 2 for a configuration error), or, with <c>deadletters</c> as
+    /// the first argument, the operator's command line against a running server (see <see cref="AdminCli"/>).
+    /// </summary>
     public static int Main(string[] args)
     {
+        ArgumentNullException.ThrowIfNull(args);
+        if (args.Length > 0 && args[0] == AdminCli.Command)
+            return AdminCli.RunAsync(args[1..], Console.Out, Console.Error).GetAwaiter().GetResult();
         WebApplication app;
         try
         {

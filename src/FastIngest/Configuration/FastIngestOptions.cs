@@ -10,6 +10,12 @@ public sealed class FastIngestOptions
     /// <summary>The configuration section name.</summary>
     public const string SectionName = "FastIngest";
 
+    /// <summary>
+    /// <c>FastIngest:AdminToken</c>: bearer token of the admin API (<c>/admin/...</c>: the dead-letter queue); while it
+    /// is not set the admin API answers 404. At least 16 characters.
+    /// </summary>
+    public string? AdminToken { get; set; }
+
     /// <summary><c>FastIngest:DataDir</c>: where the event log, dedupe store and file output live. Default <c>./data</c>.</summary>
     public string DataDir { get; set; } = "./data";
 
@@ -84,4 +90,16 @@ public sealed class ForwardOptions
 
     /// <summary><c>MaxBackoff</c>: cap of the retry delay. Default 60 s.</summary>
     public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// <c>MaxAttempts</c>: delivery attempts before an event goes to the dead-letter queue; 0 for no limit (then only
+    /// <see cref="MaxAge"/> ends retries). Default 0.
+    /// </summary>
+    public int MaxAttempts { get; set; }
+
+    /// <summary>
+    /// <c>MaxAge</c>: how long after FastIngest received an event it is still retried; past it, the next failure sends
+    /// it to the dead-letter queue. Default 1 day (Meta itself retries for up to 7 days).
+    /// </summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(1);
 }

@@ -56,6 +56,8 @@ public static class OptionsLoader
         const string s = FastIngestOptions.SectionName;
         if (string.IsNullOrWhiteSpace(options.DataDir))
             throw new ConfigurationException($"{s}:DataDir", "must not be empty");
+        if (options.AdminToken is { Length: > 0 and < 16 })
+            throw new ConfigurationException($"{s}:AdminToken", "must be at least 16 characters");
         if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
             throw new ConfigurationException($"{s}:MaxBodyBytes", "must be between 1024 and 67108864 bytes");
         if (options.DedupeTtl <= TimeSpan.Zero)
@@ -104,6 +106,10 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:InitialBackoff", "must be positive");
             if (f.MaxBackoff < f.InitialBackoff)
                 throw new ConfigurationException($"{k}:Forward:MaxBackoff", "must be at least Forward:InitialBackoff");
+            if (f.MaxAttempts < 0)
+                throw new ConfigurationException($"{k}:Forward:MaxAttempts", "must be 0 (no limit) or more");
+            if (f.MaxAge <= TimeSpan.Zero)
+                throw new ConfigurationException($"{k}:Forward:MaxAge", "must be positive");
         }
     }
 

@@ -15,4 +15,10 @@ internal static partial class DispatchLog
 
     [LoggerMessage(3004, LogLevel.Debug, "Forwarded {EventId} for tenant {Tenant} (attempts: {Attempts})")]
     public static partial void Delivered(ILogger logger, string tenant, string eventId, int attempts);
+
+    [LoggerMessage(3005, LogLevel.Error, "Dead-lettered {EventId} of tenant {Tenant} after {Attempts} attempts: {Reason} (dead letter {DeadLetterId})")]
+    public static partial void DeadLettered(ILogger logger, string tenant, string eventId, int attempts, string reason, long deadLetterId);
+
+    [LoggerMessage(3006, LogLevel.Critical, "Could not write {EventId} of tenant {Tenant} to the dead-letter queue; it keeps being retried")]
+    public static partial void DeadLetterFailed(ILogger logger, Exception exception, string tenant, string eventId);
 }

@@ -18,8 +18,11 @@ internal sealed class BatchTracker(long address, int events)
 }
 
 /// <summary>One event ready to forward: the Meta-shaped payload (a rented buffer), its id and signature.</summary>
-internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload, int length, string? signature, int lane)
+internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload, int length, string? signature, int lane, long receivedUnixMs)
 {
+    /// <summary>When FastIngest received the event (Unix ms): <c>Forward:MaxAge</c> counts from here.</summary>
+    public long ReceivedUnixMs { get; } = receivedUnixMs;
+
     /// <summary>The batch this event belongs to; set once the whole record has been read.</summary>
     public BatchTracker Batch { get; set; } = null!;
 
@@ -50,8 +53,12 @@ internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload
     }
 }
 
-/// <summary>How a delivery attempt ended.</summary>
-internal readonly record struct ForwardResult(bool Delivered, string Detail, TimeSpan? RetryAfter = null)
+/// <summary>
+/// How a delivery attempt ended. <see cref="Permanent"/>: the bot refused the event itself (a 4xx other than 408, 425
+/// and 429), so retrying cannot help and it goes to the dead-letter queue. <see cref="RetryAfter"/>: the bot's
+/// <c>Retry-After</c> (429, 503), used instead of the backoff.
+/// </summary>
+internal readonly record struct ForwardResult(bool Delivered, string Detail, TimeSpan? RetryAfter = null, bool Permanent = false)
 {
     public static ForwardResult Ok { get; } = new(true, "delivered");
 }

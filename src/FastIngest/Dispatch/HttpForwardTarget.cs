@@ -6,7 +6,9 @@ namespace FastIngest.Dispatch;
 /// <summary>
 /// POSTs each event to the tenant's bot as a Meta-shaped webhook with <c>Content-Type: application/json</c>,
 /// <c>X-Hub-Signature-256</c> under the tenant's forward secret and <c>X-FastIngest-Event-Id</c>. Any 2xx is
-/// delivered; anything else (status, timeout, connection failure) is reported for a retry.
+/// delivered. Failure classes: 5xx, 408, 425, 429, timeouts and connection failures are retried (429 and 503 after
+/// their <c>Retry-After</c>, seconds or an HTTP date, up to an hour, instead of the backoff); any other 4xx is permanent (the event goes to the dead-letter
+/// queue); a redirect is not followed and is retried, since a bot's webhook URL that moves is a configuration error.
 /// </summary>
 internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan timeout) : IForwardTarget
 {
@@ -33,8 +35,12 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutCts.Token).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
                 return ForwardResult.Ok;
-            var retryAfter = response.Headers.RetryAfter?.Delta;
-            return new ForwardResult(false, $"HTTP {(int)response.StatusCode}", retryAfter);
+            var status = (int)response.StatusCode;
+            var retryAfter = response.Headers.RetryAfter is { } ra
+                ? ra.Delta ?? (ra.Date is { } date ? date - DateTimeOffset.UtcNow : null)
+                : null;
+            var permanent = status is >= 400 and < 500 and not 408 and not 425 and not 429;
+            return new ForwardResult(false, $"HTTP {status}", retryAfter, permanent);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

@@ -23,6 +23,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly Tenant _tenant;
     private readonly EventLog _log;
     private readonly IForwardTarget _target;
+    private readonly DeadLetterQueue _deadLetters;
+    private static readonly TimeSpan s_maxRetryAfter = TimeSpan.FromHours(1);
     private readonly AckSet _acked;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -35,10 +37,13 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly ForwardOptions _options;
     private long _scannedUntil;
     private long _delivered;
+    private long _deadLettered;
+    private long _retried;
     private Task _running = Task.CompletedTask;
 
-    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
+    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, DeadLetterQueue deadLetters, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
     {
+        _deadLetters = deadLetters;
         _tenant = tenant;
         _log = log;
         _target = target;
@@ -63,6 +68,12 @@ internal sealed class TenantDispatcher : IAsyncDisposable
 
     /// <summary>Events delivered since start.</summary>
     public long Delivered => Interlocked.Read(ref _delivered);
+
+    /// <summary>Events sent to the dead-letter queue since start.</summary>
+    public long DeadLettered => Interlocked.Read(ref _deadLettered);
+
+    /// <summary>Failed delivery attempts that were scheduled for a retry, since start.</summary>
+    public long Retried => Interlocked.Read(ref _retried);
 
     /// <summary>
     /// The log address below which this tenant needs nothing: the oldest batch with an event not yet delivered,
@@ -166,7 +177,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             _writer.WrittenSpan.CopyTo(payload);
             var idLength = EventIdentity.Write(stored.Body, in _events[index], id);
             var signature = _tenant.ForwardSecret.Length > 0 ? WebhookSignature.Sign(_tenant.ForwardSecret, _writer.WrittenSpan) : null;
-            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, Lane(stored.Body, in _events[index]));
+            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, Lane(stored.Body, in _events[index]), stored.ReceivedUnixMs);
             _ready.Add(item);
             count++;
         }
@@ -236,15 +247,33 @@ internal sealed class TenantDispatcher : IAsyncDisposable
 
     private async Task DeliverAsync(ForwardItem item, CancellationToken ct)
     {
+        var deadLettered = false;
         while (true)
         {
             item.Attempts++;
             var result = await _target.SendAsync(item, ct).ConfigureAwait(false);
             if (result.Delivered)
                 break;
+            if (GiveUpReason(item, result) is { } reason)
+            {
+                try
+                {
+                    var entry = await _deadLetters.AddAsync(_tenant.Id, item.EventId, item.ReceivedUnixMs, item.Attempts, reason, item.Payload, ct).ConfigureAwait(false);
+                    DispatchLog.DeadLettered(_logger, _tenant.Id, item.EventId, item.Attempts, reason, entry.Id);
+                    deadLettered = true;
+                    break;
+                }
+                catch (IOException ex)
+                {
+                    // Nothing is dropped: without a durable dead letter the event keeps being retried.
+                    DispatchLog.DeadLetterFailed(_logger, ex, _tenant.Id, item.EventId);
+                }
+            }
+            // The bot's Retry-After is what it asked for, so it wins over the backoff (MaxBackoff included), up to an hour.
             var delay = result.RetryAfter is { } ra && ra > TimeSpan.Zero
-                ? TimeSpan.FromTicks(Math.Min(ra.Ticks, _options.MaxBackoff.Ticks))
+                ? TimeSpan.FromTicks(Math.Min(ra.Ticks, s_maxRetryAfter.Ticks))
                 : Backoff.Delay(item.Attempts, _options.InitialBackoff, _options.MaxBackoff);
+            Interlocked.Increment(ref _retried);
             DispatchLog.DeliveryFailed(_logger, _tenant.Id, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
             await Task.Delay(delay, _time, ct).ConfigureAwait(false);
         }
@@ -252,8 +281,26 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex), out _))
             await Task.Delay(1, ct).ConfigureAwait(false);
         item.Batch.CompleteOne();
+        if (deadLettered)
+        {
+            Interlocked.Increment(ref _deadLettered);
+            return;
+        }
         Interlocked.Increment(ref _delivered);
         DispatchLog.Delivered(_logger, _tenant.Id, item.EventId, item.Attempts);
+    }
+
+    /// <summary>Why to stop retrying: a permanent refusal, or past <c>MaxAttempts</c> or <c>MaxAge</c>; null to retry.</summary>
+    private string? GiveUpReason(ForwardItem item, ForwardResult result)
+    {
+        if (result.Permanent)
+            return $"refused by the bot: {result.Detail}";
+        if (_options.MaxAttempts > 0 && item.Attempts >= _options.MaxAttempts)
+            return $"{item.Attempts} attempts (Forward:MaxAttempts); last: {result.Detail}";
+        var age = _time.GetUtcNow().ToUnixTimeMilliseconds() - item.ReceivedUnixMs;
+        if (age > (long)_options.MaxAge.TotalMilliseconds)
+            return $"older than Forward:MaxAge ({age / 1000} s) after {item.Attempts} attempts; last: {result.Detail}";
+        return null;
     }
 
     public async ValueTask DisposeAsync()

@@ -27,6 +27,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly EventLog _log;
     private readonly EventLog _quarantine;
     private readonly DedupeStore _dedupe;
+    private readonly DeadLetterQueue _deadLetters;
     private readonly List<TenantDispatcher> _dispatchers = [];
     private readonly HttpClient _http;
     private readonly CancellationTokenSource _stop = new();
@@ -52,6 +53,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         var maxRecord = options.MaxBodyBytes + 64 * 1024;
         _quarantine = new EventLog(Path.Combine(dataDir, "quarantine"), "quarantine", maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.Quarantine"));
         _log = new EventLog(Path.Combine(dataDir, "events"), "events", maxRecord, Math.Max(options.Storage.LogMemoryBytes, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.EventLog"));
+        _deadLetters = new DeadLetterQueue(Path.Combine(dataDir, "deadletter"), maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), _time, loggerFactory.CreateLogger("FastIngest.DeadLetter"));
         _dedupe = new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"));
 
         var recoveredTail = _log.CommittedUntilAddress;
@@ -73,7 +75,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             IForwardTarget target = string.IsNullOrEmpty(tenant.Options.Forward.Url)
                 ? new FileForwardTarget(Path.Combine(dataDir, "out", tenant.Id + ".jsonl"))
                 : new HttpForwardTarget(_http, new Uri(tenant.Options.Forward.Url), tenant.Options.Forward.Timeout);
-            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
+            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, _deadLetters, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
     }
@@ -92,6 +94,39 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>Events delivered to bots since start, over all tenants.</summary>
     public long Delivered => _dispatchers.Sum(d => d.Delivered);
+
+    /// <summary>The dead-letter queue (<c>DataDir/deadletter/</c>).</summary>
+    public DeadLetterQueue DeadLetters => _deadLetters;
+
+    /// <summary>
+    /// Puts dead letters back into the event log for delivery: one (<paramref name="id"/>), one tenant's, or all. Each
+    /// goes back as a batch record with its kept payload and a fresh received time (so <c>MaxAge</c> starts again), is
+    /// committed, and only then marked replayed; a crash in between replays it once more (same event id). Entries of a
+    /// tenant that is no longer configured stay. Returns how many were replayed.
+    /// </summary>
+    public async Task<int> ReplayDeadLettersAsync(string? tenant, long? id, CancellationToken cancellationToken = default)
+    {
+        IReadOnlyList<DeadLetter> entries = id is { } one
+            ? _deadLetters.Find(one) is { } found ? [found] : []
+            : _deadLetters.List(tenant);
+        var replayed = 0;
+        foreach (var entry in entries)
+        {
+            if (tenant is not null && entry.Tenant != tenant)
+                continue;
+            if (Tenants.Find(entry.Tenant.AsSpan()) is not { } owner || _deadLetters.ReadPayload(entry.Id) is not { } payload)
+                continue;
+            var key = EventIdentity.Key(owner.IdUtf8, Encoding.UTF8.GetBytes(entry.EventId));
+            var record = new BatchRecord(owner.IdUtf8, _time.GetUtcNow().ToUnixTimeMilliseconds(), [0], [key], 1, payload, payload.Length);
+            long address;
+            while (!_log.TryAppend(record, out address))
+                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            await _log.WaitForCommitAsync(address).ConfigureAwait(false);
+            if (await _deadLetters.ResolveAsync(entry.Id, DeadLetterResolution.Replayed, cancellationToken).ConfigureAwait(false))
+                replayed++;
+        }
+        return replayed;
+    }
 
     /// <summary>The event log (exposed for tests and tooling).</summary>
     public EventLog Log => _log;
@@ -211,6 +246,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
         _log.Dispose();
         _quarantine.Dispose();
+        _deadLetters.Dispose();
         _dedupe.Dispose();
         _http.Dispose();
         _stop.Dispose();

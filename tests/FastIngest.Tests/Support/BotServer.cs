@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace FastIngest.Tests.Support;
 
 /// <summary>A received forward: body bytes and the headers FastIngest sets.</summary>
-internal sealed record BotRequest(byte[] Body, string? Signature, string? EventId, string? ContentType, int AnsweredStatus);
+internal sealed record BotRequest(byte[] Body, string? Signature, string? EventId, string? ContentType, int AnsweredStatus, DateTime ArrivedUtc = default);
 
 /// <summary>
 /// A real HTTP server on loopback playing a tenant's bot: records every request and answers with whatever
@@ -23,6 +23,9 @@ internal sealed class BotServer : IAsyncDisposable
 
     /// <summary>Decides the status for each request (called with the request's event id); default 200.</summary>
     public Func<string?, int> Respond { get; set; } = _ => 200;
+
+    /// <summary>A <c>Retry-After</c> value sent with every non-2xx answer, or null for none.</summary>
+    public string? RetryAfter { get; set; }
 
     /// <summary>Every request so far, in arrival order.</summary>
     public IReadOnlyList<BotRequest> Requests => [.. _requests];
@@ -51,8 +54,10 @@ internal sealed class BotServer : IAsyncDisposable
         await context.Request.Body.CopyToAsync(ms);
         var eventId = context.Request.Headers["X-FastIngest-Event-Id"].ToString();
         var status = Respond(eventId);
-        _requests.Enqueue(new BotRequest(ms.ToArray(), context.Request.Headers["X-Hub-Signature-256"].ToString(), eventId, context.Request.ContentType, status));
+        _requests.Enqueue(new BotRequest(ms.ToArray(), context.Request.Headers["X-Hub-Signature-256"].ToString(), eventId, context.Request.ContentType, status, DateTime.UtcNow));
         context.Response.StatusCode = status;
+        if (status is < 200 or >= 300 && RetryAfter is { } retryAfter)
+            context.Response.Headers.RetryAfter = retryAfter;
         _arrived.Release();
     }
 

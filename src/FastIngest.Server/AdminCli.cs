@@ -1,0 +1,107 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+
+namespace FastIngest.Server;
+
+/// <summary>
+/// <c>fastingest deadletters ...</c>: the dead-letter queue of a running server, through its admin API.
+/// <code>
+/// fastingest deadletters list    [--tenant T]
+/// fastingest deadletters show    ID
+/// fastingest deadletters replay  [--tenant T | --id ID]     (no filter: all)
+/// fastingest deadletters discard ID
+///   --url URL      the server (default http://localhost:5000, or FASTINGEST_URL)
+///   --token TOKEN  FastIngest:AdminToken (default: FASTINGEST_ADMIN_TOKEN)
+/// </code>
+/// Prints the API's JSON. Exit codes: 0 done, 1 the server answered an error (404: no such entry), 2 bad usage or
+/// server unreachable.
+/// </summary>
+public static class AdminCli
+{
+    /// <summary>The first argument that selects this command line.</summary>
+    public const string Command = "deadletters";
+
+    private const string Usage = "usage: fastingest deadletters list [--tenant T] | show ID | replay [--tenant T | --id ID] | discard ID  [--url URL] [--token TOKEN]";
+
+    /// <summary>Runs one command; writes the JSON answer to <paramref name="output"/>.</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(error);
+        var positional = new List<string>();
+        var named = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i].StartsWith("--", StringComparison.Ordinal))
+            {
+                if (i + 1 >= args.Length)
+                    return Fail(error, $"{args[i]} needs a value");
+                named[args[i]] = args[++i];
+            }
+            else
+            {
+                positional.Add(args[i]);
+            }
+        }
+        var url = named.GetValueOrDefault("--url") ?? Environment.GetEnvironmentVariable("FASTINGEST_URL") ?? "http://localhost:5000";
+        var token = named.GetValueOrDefault("--token") ?? Environment.GetEnvironmentVariable("FASTINGEST_ADMIN_TOKEN");
+        if (string.IsNullOrEmpty(token))
+            return Fail(error, "an admin token is needed: --token or FASTINGEST_ADMIN_TOKEN");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri))
+            return Fail(error, $"--url '{url}' is not an absolute URL");
+
+        var tenant = named.GetValueOrDefault("--tenant");
+        var query = tenant is null ? "" : "?tenant=" + Uri.EscapeDataString(tenant);
+        HttpMethod method;
+        string path;
+        switch (positional.FirstOrDefault())
+        {
+            case "list" when positional.Count == 1:
+                (method, path) = (HttpMethod.Get, "/admin/deadletters" + query);
+                break;
+            case "show" when positional.Count == 2 && IsId(positional[1]):
+                (method, path) = (HttpMethod.Get, "/admin/deadletters/" + positional[1]);
+                break;
+            case "discard" when positional.Count == 2 && IsId(positional[1]):
+                (method, path) = (HttpMethod.Delete, "/admin/deadletters/" + positional[1]);
+                break;
+            case "replay" when positional.Count == 1:
+                if (named.TryGetValue("--id", out var id))
+                {
+                    if (!IsId(id) || tenant is not null)
+                        return Fail(error, "replay takes --tenant or one numeric --id, not both");
+                    query = "?id=" + id;
+                }
+                (method, path) = (HttpMethod.Post, "/admin/deadletters/replay" + query);
+                break;
+            default:
+                return Fail(error, "unknown or incomplete command");
+        }
+
+        using var http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromMinutes(5) };
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        try
+        {
+            using var response = await http.SendAsync(request).ConfigureAwait(false);
+            var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+            await output.WriteLineAsync(body).ConfigureAwait(false);
+            return response.IsSuccessStatusCode ? 0 : 1;
+        }
+        catch (HttpRequestException ex)
+        {
+            await error.WriteLineAsync($"fastingest: cannot reach {baseUri}: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+    }
+
+    private static bool IsId(string value) => long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out _);
+
+    private static int Fail(TextWriter error, string message)
+    {
+        error.WriteLine($"fastingest: {message}");
+        error.WriteLine(Usage);
+        return 2;
+    }
+}

@@ -1,0 +1,133 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FastIngest.Dispatch;
+using FastIngest.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace FastIngest.Admin;
+
+/// <summary>
+/// The operator's HTTP API, guarded by <c>Authorization: Bearer {FastIngest:AdminToken}</c> (401 without it; every
+/// route answers 404 while no token is configured). JSON in, JSON out:
+/// <list type="bullet">
+/// <item><c>GET /admin/deadletters[?tenant=T]</c>: <c>{"count":n,"items":[entry...]}</c>, oldest first, where an entry is
+/// <c>{"id","tenant","eventId","attempts","reason","receivedAt","deadLetteredAt","payloadBytes"}</c> (times ISO 8601 UTC).</item>
+/// <item><c>GET /admin/deadletters/{id}</c>: the entry plus <c>"payload"</c>, the JSON that was forwarded; 404 if not open.</item>
+/// <item><c>POST /admin/deadletters/replay[?tenant=T | ?id=N]</c>: puts entries back for delivery; <c>{"replayed":n}</c>.</item>
+/// <item><c>DELETE /admin/deadletters/{id}</c>: discards one; <c>{"discarded":1}</c>, 404 if not open.</item>
+/// </list>
+/// </summary>
+public static class AdminEndpoints
+{
+    /// <summary>Adds the admin routes for <paramref name="engine"/>; <paramref name="adminToken"/> null or empty disables them (404).</summary>
+    public static void MapFastIngestAdmin(this IEndpointRouteBuilder endpoints, FastIngestEngine engine, string? adminToken)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(engine);
+        var token = string.IsNullOrEmpty(adminToken) ? null : Encoding.UTF8.GetBytes("Bearer " + adminToken);
+        var queue = engine.DeadLetters;
+
+        endpoints.MapMethods("/admin/deadletters", ["GET"], Guard(token, context =>
+        {
+            var tenant = context.Request.Query["tenant"].ToString();
+            var items = queue.List(tenant.Length == 0 ? null : tenant);
+            return Json(context, 200, w =>
+            {
+                w.WriteNumber("count", items.Count);
+                w.WriteStartArray("items");
+                foreach (var d in items)
+                {
+                    w.WriteStartObject();
+                    WriteEntry(w, d);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }));
+
+        endpoints.MapMethods("/admin/deadletters/{id:long}", ["GET"], Guard(token, context =>
+        {
+            var id = Id(context);
+            if (queue.Find(id) is not { } entry || queue.ReadPayload(id) is not { } payload)
+                return Json(context, 404, w => w.WriteString("error", $"no open dead letter {id}"));
+            return Json(context, 200, w =>
+            {
+                WriteEntry(w, entry);
+                w.WritePropertyName("payload");
+                w.WriteRawValue(payload, skipInputValidation: false);
+            });
+        }));
+
+        endpoints.MapMethods("/admin/deadletters/{id:long}", ["DELETE"], Guard(token, async context =>
+        {
+            var id = Id(context);
+            if (!await queue.ResolveAsync(id, DeadLetterResolution.Discarded, context.RequestAborted).ConfigureAwait(false))
+            {
+                await Json(context, 404, w => w.WriteString("error", $"no open dead letter {id}")).ConfigureAwait(false);
+                return;
+            }
+            await Json(context, 200, w => w.WriteNumber("discarded", 1)).ConfigureAwait(false);
+        }));
+
+        endpoints.MapMethods("/admin/deadletters/replay", ["POST"], Guard(token, async context =>
+        {
+            var query = context.Request.Query;
+            var tenant = query["tenant"].ToString();
+            long? id = null;
+            if (query.ContainsKey("id"))
+            {
+                if (!long.TryParse(query["id"], NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+                {
+                    await Json(context, 400, w => w.WriteString("error", "id must be a dead letter id (a number)")).ConfigureAwait(false);
+                    return;
+                }
+                id = parsed;
+            }
+            var replayed = await engine.ReplayDeadLettersAsync(tenant.Length == 0 ? null : tenant, id, context.RequestAborted).ConfigureAwait(false);
+            await Json(context, 200, w => w.WriteNumber("replayed", replayed)).ConfigureAwait(false);
+        }));
+    }
+
+    private static RequestDelegate Guard(byte[]? token, RequestDelegate handler) => context =>
+    {
+        if (token is null)
+            return Json(context, 404, w => w.WriteString("error", "the admin API is off: set FastIngest:AdminToken"));
+        var given = Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString());
+        if (!CryptographicOperations.FixedTimeEquals(given, token))
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            return Json(context, 401, w => w.WriteString("error", "Authorization: Bearer <FastIngest:AdminToken> is required"));
+        }
+        return handler(context);
+    };
+
+    private static long Id(HttpContext context)
+        => long.Parse((string)context.Request.RouteValues["id"]!, CultureInfo.InvariantCulture);
+
+    private static void WriteEntry(Utf8JsonWriter w, DeadLetter d)
+    {
+        w.WriteNumber("id", d.Id);
+        w.WriteString("tenant", d.Tenant);
+        w.WriteString("eventId", d.EventId);
+        w.WriteNumber("attempts", d.Attempts);
+        w.WriteString("reason", d.Reason);
+        w.WriteString("receivedAt", DateTimeOffset.FromUnixTimeMilliseconds(d.ReceivedUnixMs));
+        w.WriteString("deadLetteredAt", DateTimeOffset.FromUnixTimeMilliseconds(d.DeadLetteredUnixMs));
+        w.WriteNumber("payloadBytes", d.PayloadBytes);
+    }
+
+    private static async Task Json(HttpContext context, int status, Action<Utf8JsonWriter> body)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.BodyWriter);
+        writer.WriteStartObject();
+        body(writer);
+        writer.WriteEndObject();
+        await writer.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+    }
+}
