@@ -2,6 +2,7 @@ using FastIngest.Admin;
 using FastIngest.Configuration;
 using FastIngest.Hosting;
 using FastIngest.Ingest;
+using FastIngest.Telemetry;
 
 namespace FastIngest.Server;
 
@@ -37,7 +38,12 @@ public static class FastIngestServer
         var engine = app.Services.GetRequiredService<FastIngestEngine>();
         app.UseMiddleware<WebhookMiddleware>();
         app.MapFastIngestAdmin(engine, options.AdminToken);
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        // /healthz: the process is up. /readyz: it should get traffic (log writable, under quota, backlogs in bounds).
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/readyz", () => engine.NotReadyReasons() is { Count: > 0 } reasons
+            ? Results.Text(string.Join('\n', reasons) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ready\n"));
+        app.MapGet("/metrics", () => Results.Text(engine.Metrics.Exporter.Render(), PrometheusExporter.ContentType));
         return app;
     }
 

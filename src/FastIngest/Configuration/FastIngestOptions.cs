@@ -38,6 +38,13 @@ public sealed class FastIngestOptions
 /// <summary><c>FastIngest:Storage</c>: memory budgets, in bytes.</summary>
 public sealed class StorageOptions
 {
+    /// <summary>
+    /// <c>MaxDiskBytes</c>: disk quota of <c>DataDir</c>, in bytes; 0 for none. Past it, webhooks get 503 with
+    /// <c>Retry-After</c> (Meta retries them; nothing accepted is dropped) and <c>/readyz</c> fails, until delivery and
+    /// truncation bring it back under. Sampled every second. Default 0.
+    /// </summary>
+    public long MaxDiskBytes { get; set; }
+
     /// <summary><c>LogMemoryBytes</c>: in-memory tail of the event log. Default 64 MiB (at least 4 pages of MaxBodyBytes).</summary>
     public long LogMemoryBytes { get; set; } = 64L << 20;
 
@@ -90,6 +97,12 @@ public sealed class ForwardOptions
 
     /// <summary><c>MaxBackoff</c>: cap of the retry delay. Default 60 s.</summary>
     public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// <c>MaxBacklogAge</c>: <c>/readyz</c> fails while this tenant's oldest undelivered event is older than this.
+    /// Default 15 minutes.
+    /// </summary>
+    public TimeSpan MaxBacklogAge { get; set; } = TimeSpan.FromMinutes(15);
 
     /// <summary>
     /// <c>MaxAttempts</c>: delivery attempts before an event goes to the dead-letter queue; 0 for no limit (then only

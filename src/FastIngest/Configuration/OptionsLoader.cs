@@ -70,6 +70,8 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:Storage:DedupeMemoryBytes", "must be at least 262144");
         if (options.Storage.LogMemoryBytes < 1 << 20)
             throw new ConfigurationException($"{s}:Storage:LogMemoryBytes", "must be at least 1048576");
+        if (options.Storage.MaxDiskBytes < 0)
+            throw new ConfigurationException($"{s}:Storage:MaxDiskBytes", "must be 0 (no quota) or more");
         if (options.Tenants.Count == 0)
             throw new ConfigurationException($"{s}:Tenants", "at least one tenant is required (Id, AppSecret, VerifyToken)");
 
@@ -110,6 +112,8 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:MaxAttempts", "must be 0 (no limit) or more");
             if (f.MaxAge <= TimeSpan.Zero)
                 throw new ConfigurationException($"{k}:Forward:MaxAge", "must be positive");
+            if (f.MaxBacklogAge <= TimeSpan.Zero)
+                throw new ConfigurationException($"{k}:Forward:MaxBacklogAge", "must be positive");
         }
     }
 

@@ -6,11 +6,14 @@ namespace FastIngest.Dispatch;
 /// One batch record in flight to a bot: completes when all its events have been delivered (acked), which lets the
 /// log's low-water mark pass it.
 /// </summary>
-internal sealed class BatchTracker(long address, int events)
+internal sealed class BatchTracker(long address, int events, long receivedUnixMs)
 {
     private int _remaining = events;
 
     public long Address { get; } = address;
+
+    /// <summary>When FastIngest received the batch (Unix ms).</summary>
+    public long ReceivedUnixMs { get; } = receivedUnixMs;
 
     public bool IsComplete => Volatile.Read(ref _remaining) == 0;
 

@@ -38,6 +38,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private long _scannedUntil;
     private long _delivered;
     private long _deadLettered;
+    private long _prepared;
     private long _retried;
     private Task _running = Task.CompletedTask;
 
@@ -90,6 +91,22 @@ internal sealed class TenantDispatcher : IAsyncDisposable
                 return _outstanding.TryPeek(out var head) ? head.Address : _scannedUntil;
             }
         }
+    }
+
+    /// <summary>This tenant's dispatch figures now (for metrics and readiness).</summary>
+    public Telemetry.DispatchStats Stats()
+    {
+        double oldestAge = 0;
+        lock (_outstanding)
+        {
+            while (_outstanding.TryPeek(out var head) && head.IsComplete)
+                _outstanding.Dequeue();
+            if (_outstanding.TryPeek(out var oldest))
+                oldestAge = Math.Max(0, _time.GetUtcNow().ToUnixTimeMilliseconds() - oldest.ReceivedUnixMs) / 1000.0;
+        }
+        var delivered = Delivered;
+        var deadLettered = DeadLettered;
+        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered), oldestAge);
     }
 
     public void Start()
@@ -184,7 +201,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         BatchTracker? tracker = null;
         if (count > 0)
         {
-            tracker = new BatchTracker(address, count);
+            tracker = new BatchTracker(address, count, stored.ReceivedUnixMs);
+            Interlocked.Add(ref _prepared, count);
             foreach (var item in _ready)
                 item.Batch = tracker;
         }

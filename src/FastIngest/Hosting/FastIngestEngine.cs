@@ -4,6 +4,7 @@ using FastIngest.Configuration;
 using FastIngest.Dispatch;
 using FastIngest.Ingest;
 using FastIngest.Storage;
+using FastIngest.Telemetry;
 using FastIngest.Tenancy;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -33,6 +34,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly long _orphanCap = long.MaxValue;
     private Task _maintenance = Task.CompletedTask;
+    private Task _diskWatch = Task.CompletedTask;
+    private long _dataDirBytes;
     private int _stopped;
 
     /// <summary>Opens and recovers everything (synchronously: the server must not take requests before this is done).</summary>
@@ -77,6 +80,86 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                 : new HttpForwardTarget(_http, new Uri(tenant.Options.Forward.Url), tenant.Options.Forward.Timeout);
             _dispatchers.Add(new TenantDispatcher(tenant, _log, target, _deadLetters, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
+        }
+
+        _dataDirBytes = MeasureDataDir();
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes));
+        _log.CommitLatency = Metrics.CommitLatency;
+    }
+
+    /// <summary>The instruments behind <c>/metrics</c>.</summary>
+    public FastIngestMetrics Metrics { get; }
+
+    /// <summary>Every tenant's dispatch figures now.</summary>
+    public IReadOnlyList<DispatchStats> DispatchStats() => [.. _dispatchers.Select(d => d.Stats())];
+
+    /// <summary>Bytes under <c>DataDir</c> at the last sample (every second).</summary>
+    public long DataDirBytes => Interlocked.Read(ref _dataDirBytes);
+
+    /// <summary>True while <c>DataDir</c> is over <c>Storage:MaxDiskBytes</c>: webhooks get 503 and <c>/readyz</c> fails.</summary>
+    public bool OverDiskQuota => _options.Storage.MaxDiskBytes > 0 && Interlocked.Read(ref _dataDirBytes) > _options.Storage.MaxDiskBytes;
+
+    /// <summary>
+    /// Why the server should not get traffic now, one line per reason (empty when ready): the event log failed a
+    /// write, <c>DataDir</c> is over its quota, or a tenant's oldest undelivered event is older than its
+    /// <c>Forward:MaxBacklogAge</c>.
+    /// </summary>
+    public IReadOnlyList<string> NotReadyReasons()
+    {
+        var reasons = new List<string>();
+        if (_log.Failure is { } failure)
+            reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
+        if (OverDiskQuota)
+            reasons.Add($"disk: DataDir holds {DataDirBytes} bytes, over Storage:MaxDiskBytes {_options.Storage.MaxDiskBytes}; webhooks get 503");
+        foreach (var d in _dispatchers)
+        {
+            var stats = d.Stats();
+            var limit = d.Tenant.Options.Forward.MaxBacklogAge;
+            if (stats.OldestUnforwardedAgeSeconds > limit.TotalSeconds)
+                reasons.Add($"tenant {stats.Tenant}: oldest undelivered event is {stats.OldestUnforwardedAgeSeconds:0} s old, over Forward:MaxBacklogAge {limit.TotalSeconds:0} s ({stats.BacklogEvents} events waiting)");
+        }
+        return reasons;
+    }
+
+    private long MeasureDataDir()
+    {
+        long total = 0;
+        try
+        {
+            foreach (var file in new DirectoryInfo(DataDir).EnumerateFiles("*", SearchOption.AllDirectories))
+            {
+                try
+                {
+                    total += file.Length;
+                }
+                catch (FileNotFoundException)
+                {
+                    // deleted while we looked (a truncated segment)
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            StorageLog.DiskMeasureFailed(_logger, ex, DataDir);
+        }
+        return total;
+    }
+
+    private async Task DiskWatchLoopAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            {
+                var was = OverDiskQuota;
+                Interlocked.Exchange(ref _dataDirBytes, MeasureDataDir());
+                if (OverDiskQuota != was)
+                    StorageLog.DiskQuota(_logger, OverDiskQuota, DataDirBytes, _options.Storage.MaxDiskBytes);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
         }
     }
 
@@ -189,6 +272,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         foreach (var d in _dispatchers)
             d.Start();
         _maintenance = Task.Run(() => MaintenanceLoopAsync(_stop.Token), CancellationToken.None);
+        _diskWatch = Task.Run(() => DiskWatchLoopAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -232,6 +316,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             return;
         await _stop.CancelAsync().ConfigureAwait(false);
         await _maintenance.ConfigureAwait(false);
+        await _diskWatch.ConfigureAwait(false);
         foreach (var d in _dispatchers)
             await d.DisposeAsync().ConfigureAwait(false);
         _log.CommitAndWait();
@@ -248,6 +333,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _quarantine.Dispose();
         _deadLetters.Dispose();
         _dedupe.Dispose();
+        Metrics.Dispose();
         _http.Dispose();
         _stop.Dispose();
         Tenants.Dispose();

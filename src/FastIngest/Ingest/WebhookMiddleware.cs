@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Security.Cryptography;
 using System.Text;
 using FastIngest.Hosting;
+using FastIngest.Telemetry;
 using FastIngest.Tenancy;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -34,6 +35,7 @@ public sealed class WebhookMiddleware
     private readonly RequestDelegate _next;
     private readonly TenantRegistry _tenants;
     private readonly IngestPipeline _pipeline;
+    private readonly FastIngestEngine _engine;
     private readonly ILogger _logger;
     private readonly int _maxBody;
 
@@ -45,6 +47,7 @@ public sealed class WebhookMiddleware
         _next = next;
         _tenants = engine.Tenants;
         _pipeline = engine.Pipeline;
+        _engine = engine;
         _maxBody = engine.MaxBodyBytes;
         _logger = loggerFactory.CreateLogger("FastIngest.Webhook");
     }
@@ -91,7 +94,14 @@ public sealed class WebhookMiddleware
 
     private async Task IngestAsync(HttpContext context, Tenant tenant)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var request = context.Request;
+        if (_engine.OverDiskQuota)
+        {
+            context.Response.Headers.RetryAfter = "60";
+            await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "over the disk quota (Storage:MaxDiskBytes); retry later").ConfigureAwait(false);
+            return;
+        }
         if (request.ContentLength > _maxBody)
         {
             await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
@@ -143,10 +153,10 @@ public sealed class WebhookMiddleware
             }
 
             var outcome = _pipeline.Accept(tenant, body, length);
-            var started = Environment.TickCount64;
+            var waitingSince = Environment.TickCount64;
             while (outcome.Status == IngestStatus.Backpressure)
             {
-                if (Environment.TickCount64 - started > s_backpressureLimit.TotalMilliseconds)
+                if (Environment.TickCount64 - waitingSince > s_backpressureLimit.TotalMilliseconds)
                 {
                     context.Response.Headers.RetryAfter = "5";
                     await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "event log is full; retry").ConfigureAwait(false);
@@ -159,12 +169,23 @@ public sealed class WebhookMiddleware
             if (outcome.WaitLog is { } log)
                 await log.WaitForCommitAsync(outcome.WaitForAddress).ConfigureAwait(false);
             context.Response.StatusCode = StatusCodes.Status200OK;
+            if (outcome.Status == IngestStatus.Quarantined)
+            {
+                tenant.Counters.Request(RequestResult.Quarantined);
+            }
+            else
+            {
+                tenant.Counters.Request(RequestResult.Accepted);
+                tenant.Counters.Events(outcome.Events, outcome.NewEvents);
+            }
+            _engine.Metrics.AckLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not BadHttpRequestException and not OutOfMemoryException)
         {
             IngestLog.Failed(_logger, ex, tenant.Id);
             if (!context.Response.HasStarted)
             {
+                tenant.Counters.Request(RequestResult.Unavailable);
                 context.Response.Headers.RetryAfter = "5";
                 await Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry").ConfigureAwait(false);
             }
@@ -192,6 +213,13 @@ public sealed class WebhookMiddleware
 
     private Task Reject(HttpContext context, Tenant tenant, int status, string reason)
     {
+        tenant.Counters.Request(status switch
+        {
+            StatusCodes.Status401Unauthorized => RequestResult.Unauthorized,
+            StatusCodes.Status413PayloadTooLarge => RequestResult.TooLarge,
+            StatusCodes.Status415UnsupportedMediaType => RequestResult.UnsupportedMediaType,
+            _ => RequestResult.Unavailable,
+        });
         IngestLog.Rejected(_logger, tenant.Id, status, reason);
         return Reply(context, status, reason);
     }

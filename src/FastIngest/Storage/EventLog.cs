@@ -61,6 +61,9 @@ public sealed class EventLog : IDisposable
     private long _commits;
     private long _commitTicks;
 
+    /// <summary>Where each group commit's latency (issue to durable, seconds) is recorded, if set.</summary>
+    public System.Diagnostics.Metrics.Histogram<double>? CommitLatency { get; set; }
+
     /// <summary>Flushes completed since open (commits that had something to flush).</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
@@ -166,7 +169,9 @@ public sealed class EventLog : IDisposable
                 if (inFlight > Volatile.Read(ref _durableUntil))
                     Volatile.Write(ref _durableUntil, inFlight);
                 Interlocked.Increment(ref _commits);
-                Interlocked.Add(ref _commitTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
+                var ticks = System.Diagnostics.Stopwatch.GetTimestamp() - started;
+                Interlocked.Add(ref _commitTicks, ticks);
+                CommitLatency?.Record((double)ticks / System.Diagnostics.Stopwatch.Frequency);
 
                 inFlight = Volatile.Read(ref _pending) != 0 ? IssueCommit(out started) : NoCommit;
                 _waiters.Complete();

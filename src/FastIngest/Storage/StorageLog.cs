@@ -18,4 +18,10 @@ internal static partial class StorageLog
 
     [LoggerMessage(1005, LogLevel.Information, "Dedupe store recovered ({Entries} index entries); replaying the event log from {ReplayFrom}")]
     public static partial void DedupeRecovered(ILogger logger, long entries, long replayFrom);
+
+    [LoggerMessage(1006, LogLevel.Warning, "Could not measure the size of {DataDir}")]
+    public static partial void DiskMeasureFailed(ILogger logger, Exception exception, string dataDir);
+
+    [LoggerMessage(1007, LogLevel.Critical, "Disk quota: over = {Over} ({Bytes} bytes used, Storage:MaxDiskBytes {Quota}); while over, webhooks get 503 and /readyz fails")]
+    public static partial void DiskQuota(ILogger logger, bool over, long bytes, long quota);
 }

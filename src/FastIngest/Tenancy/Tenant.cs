@@ -7,6 +7,9 @@ namespace FastIngest.Tenancy;
 /// <summary>A configured tenant with its secrets pre-encoded for the hot path.</summary>
 public sealed class Tenant : IDisposable
 {
+    /// <summary>This tenant's ingest counters (for <c>/metrics</c>).</summary>
+    public Telemetry.TenantCounters Counters { get; } = new();
+
     /// <summary>Builds the runtime form of <paramref name="options"/>.</summary>
     public Tenant(TenantOptions options)
     {
