@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace FastIngest.Tests.Support;
+
+/// <summary>
+/// The FastIngest executable (<c>dotnet FastIngest.Server.dll</c>, built next to the tests) as a child process on a
+/// loopback port, for what only a real process shows: SIGKILL, SIGTERM, exit codes.
+/// </summary>
+internal sealed class ServerProcessHost : IDisposable
+{
+    private readonly Process _process;
+
+    private ServerProcessHost(Process process, Uri url)
+    {
+        _process = process;
+        Url = url;
+    }
+
+    public Uri Url { get; }
+
+    public Process Process => _process;
+
+    public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings)
+    {
+        var port = FreePort();
+        var url = new Uri($"http://127.0.0.1:{port}");
+        var dll = Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll");
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add(url.ToString().TrimEnd('/'));
+        psi.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
+        foreach (var s in settings)
+            psi.ArgumentList.Add(s);
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            if (process.HasExited)
+                throw new InvalidOperationException($"server exited with {process.ExitCode} during start-up");
+            try
+            {
+                if ((await probe.GetAsync(new Uri(url, "/healthz"))).StatusCode == HttpStatusCode.OK)
+                    return new ServerProcessHost(process, url);
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                process.Kill();
+                throw new TimeoutException("server did not answer /healthz within 30 s");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs.</summary>
+    public void Kill()
+    {
+        _process.Kill();
+        _process.WaitForExit();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            _process.WaitForExit();
+        }
+        _process.Dispose();
+    }
+}
