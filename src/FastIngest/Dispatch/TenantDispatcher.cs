@@ -34,6 +34,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly PooledBufferWriter _writer = new(16 * 1024);
     private readonly List<ForwardItem> _ready = [];
     private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _abort = new();
+    private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(5);
     private readonly ForwardOptions _options;
     private long _scannedUntil;
     private long _delivered;
@@ -269,7 +271,10 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         while (true)
         {
             item.Attempts++;
-            var result = await _target.SendAsync(item, ct).ConfigureAwait(false);
+            // A send in progress is not cut by a stop (the bot may already have the event: cutting it would only
+            // cause a redelivery after the restart); only _abort, after the drain timeout, cuts it.
+            ct.ThrowIfCancellationRequested();
+            var result = await _target.SendAsync(item, _abort.Token).ConfigureAwait(false);
             if (result.Delivered)
                 break;
             if (GiveUpReason(item, result) is { } reason)
@@ -297,7 +302,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         }
 
         while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex), out _))
-            await Task.Delay(1, ct).ConfigureAwait(false);
+            await Task.Delay(1, _abort.Token).ConfigureAwait(false);
         item.Batch.CompleteOne();
         if (deadLettered)
         {
@@ -323,7 +328,21 @@ internal sealed class TenantDispatcher : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Stop reading and retrying, let sends in progress finish and record their acks (up to the drain timeout),
+        // then cut whatever is still running. Undelivered events stay in the log for the next start.
         await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _running.WaitAsync(s_drainTimeout, _time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            DispatchLog.ReaderFailed(_logger, ex, _tenant.Id);
+        }
+        await _abort.CancelAsync().ConfigureAwait(false);
         try
         {
             await _running.ConfigureAwait(false);
@@ -336,5 +355,6 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         _events.Dispose();
         _writer.Dispose();
         _stop.Dispose();
+        _abort.Dispose();
     }
 }

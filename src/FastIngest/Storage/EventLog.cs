@@ -139,7 +139,23 @@ public sealed class EventLog : IDisposable
     /// An iterator over committed records from <paramref name="from"/> up to <paramref name="until"/> (exclusive;
     /// <see cref="long.MaxValue"/> to follow the tail). The caller disposes it.
     /// </summary>
-    public FasterLogScanIterator Scan(long from, long until = long.MaxValue) => _log.Scan(from, until);
+    /// <remarks>
+    /// FASTER's own committed address, which bounds its iterators, trails <see cref="CommittedUntilAddress"/> by its
+    /// flush callback (usually microseconds): a scan started right after a commit first waits (up to 2 s) for it to
+    /// catch up, so records a waiter was already told are durable are also visible.
+    /// </remarks>
+    public FasterLogScanIterator Scan(long from, long until = long.MaxValue)
+    {
+        var target = Math.Min(until, Volatile.Read(ref _durableUntil));
+        if (_log.CommittedUntilAddress < target)
+        {
+            var deadline = Environment.TickCount64 + 2000;
+            var spin = new SpinWait();
+            while (_log.CommittedUntilAddress < target && Environment.TickCount64 < deadline)
+                spin.SpinOnce();
+        }
+        return _log.Scan(from, until);
+    }
 
     private void CommitLoop()
     {

@@ -69,8 +69,8 @@ public sealed class CrashTests
             var deadline = DateTime.UtcNow.AddSeconds(20);
             while ((acked.Count < 400 || bot.Delivered.Count < 100) && DateTime.UtcNow < deadline)
                 await Task.Delay(10);
+            first.Kill(); // returns once the process is gone: every delivery of the first process came before this
             killedAt = DateTime.UtcNow;
-            first.Kill();
             await stop.CancelAsync();
             await Task.WhenAll(senders);
         }
