@@ -27,7 +27,7 @@ public sealed class DeadLetterQueue : IDisposable
         _time = time;
         _log = new EventLog(directory, "deadletter", maxRecordBytes, memoryBytes, logger);
         using var iter = _log.Scan(_log.BeginAddress, _log.CommittedUntilAddress);
-        while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
+        while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
         {
             using (owner)
             {
@@ -35,7 +35,7 @@ public sealed class DeadLetterQueue : IDisposable
                 switch (LogRecordFormat.TypeOf(record))
                 {
                     case DeadLetterRecord.DeadLetter:
-                        _open[address] = DeadLetterRecord.ReadEntry(record, address, next);
+                        _open[address] = DeadLetterRecord.ReadEntry(record, address);
                         break;
                     case DeadLetterRecord.Resolved:
                         _open.Remove(DeadLetterRecord.ReadResolution(record).Address);
@@ -69,7 +69,7 @@ public sealed class DeadLetterQueue : IDisposable
         while (!_log.TryAppend(entry, out address))
             await Task.Delay(1, cancellationToken).ConfigureAwait(false);
         await _log.WaitForCommitAsync(address).ConfigureAwait(false);
-        var added = new DeadLetter(address, tenant, eventId, receivedUnixMs, now, attempts, reason, payload.Length, _log.TailAddress);
+        var added = new DeadLetter(address, tenant, eventId, receivedUnixMs, now, attempts, reason, payload.Length);
         lock (_open)
             _open[address] = added;
         return added;

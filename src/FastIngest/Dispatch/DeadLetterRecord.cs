@@ -62,7 +62,7 @@ internal static class DeadLetterRecord
 
     /// <summary>Reads a dead letter's fields (not the payload) from <paramref name="record"/>.</summary>
     /// <exception cref="InvalidDataException">The record is truncated.</exception>
-    public static DeadLetter ReadEntry(ReadOnlySpan<byte> record, long address, long nextAddress)
+    public static DeadLetter ReadEntry(ReadOnlySpan<byte> record, long address)
     {
         var at = LogRecordFormat.HeaderSize;
         var received = BinaryPrimitives.ReadInt64LittleEndian(record[at..]);
@@ -75,7 +75,7 @@ internal static class DeadLetterRecord
         var payloadLength = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
         if (payloadLength < 0 || at + 4 + payloadLength > record.Length)
             throw new InvalidDataException($"dead letter at {address} is truncated");
-        return new DeadLetter(address, tenant, eventId, received, deadLettered, attempts, reason, payloadLength, nextAddress);
+        return new DeadLetter(address, tenant, eventId, received, deadLettered, attempts, reason, payloadLength);
     }
 
     /// <summary>The payload of a dead-letter record.</summary>
@@ -114,4 +114,4 @@ public enum DeadLetterResolution : byte
 /// One event in the dead-letter queue: <see cref="Id"/> is its address in the dead-letter log (stable across restarts);
 /// times are Unix milliseconds; <see cref="PayloadBytes"/> is the size of the Meta-shaped JSON kept for replay.
 /// </summary>
-public sealed record DeadLetter(long Id, string Tenant, string EventId, long ReceivedUnixMs, long DeadLetteredUnixMs, int Attempts, string Reason, int PayloadBytes, long NextAddress);
+public sealed record DeadLetter(long Id, string Tenant, string EventId, long ReceivedUnixMs, long DeadLetteredUnixMs, int Attempts, string Reason, int PayloadBytes);
