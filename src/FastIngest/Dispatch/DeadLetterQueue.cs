@@ -65,10 +65,7 @@ public sealed class DeadLetterQueue : IDisposable
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var entry = new DeadLetterRecord.Entry(receivedUnixMs, now, attempts, Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(eventId),
             Encoding.UTF8.GetBytes(reason.Length > 1000 ? reason[..1000] : reason), payload);
-        long address;
-        while (!_log.TryAppend(entry, out address))
-            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-        await _log.WaitForCommitAsync(address).ConfigureAwait(false);
+        var address = await _log.AppendDurableAsync(entry, cancellationToken).ConfigureAwait(false);
         var added = new DeadLetter(address, tenant, eventId, receivedUnixMs, now, attempts, reason, payload.Length);
         lock (_open)
             _open[address] = added;
@@ -112,10 +109,7 @@ public sealed class DeadLetterQueue : IDisposable
             if (!_open.ContainsKey(id))
                 return false;
         }
-        long address;
-        while (!_log.TryAppend(new DeadLetterRecord.Resolution(id, how), out address))
-            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-        await _log.WaitForCommitAsync(address).ConfigureAwait(false);
+        await _log.AppendDurableAsync(new DeadLetterRecord.Resolution(id, how), cancellationToken).ConfigureAwait(false);
         lock (_open)
             return _open.Remove(id);
     }

@@ -201,10 +201,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                 continue;
             var key = EventIdentity.Key(owner.IdUtf8, Encoding.UTF8.GetBytes(entry.EventId));
             var record = new BatchRecord(owner.IdUtf8, _time.GetUtcNow().ToUnixTimeMilliseconds(), [0], [key], 1, payload, payload.Length);
-            long address;
-            while (!_log.TryAppend(record, out address))
-                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
-            await _log.WaitForCommitAsync(address).ConfigureAwait(false);
+            await _log.AppendDurableAsync(record, cancellationToken).ConfigureAwait(false);
             if (await _deadLetters.ResolveAsync(entry.Id, DeadLetterResolution.Replayed, cancellationToken).ConfigureAwait(false))
                 replayed++;
         }

@@ -103,6 +103,20 @@ public sealed class EventLog : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Appends <paramref name="record"/>, waiting out backpressure (1 ms steps), and completes once it is committed;
+    /// returns its address. For the cold paths (dead letters, replays); the ingest path handles backpressure itself.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled while the log was full.</exception>
+    public async ValueTask<long> AppendDurableAsync<T>(T record, CancellationToken cancellationToken = default) where T : ILogEnqueueEntry
+    {
+        long address;
+        while (!TryAppend(record, out address))
+            await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+        await WaitForCommitAsync(address).ConfigureAwait(false);
+        return address;
+    }
+
     /// <summary>Completes when the record at <paramref name="address"/> is committed. Throws the commit's failure.</summary>
     public ValueTask WaitForCommitAsync(long address)
     {

@@ -23,6 +23,7 @@ public sealed class SyncFileDevice : StorageDeviceBase
     private readonly ConcurrentDictionary<int, SafeFileHandle> _handles = new();
     private readonly ConcurrentDictionary<int, SafeFileHandle> _direct = new();
     private readonly int _directFlags;
+    private bool _directRefused;
     private readonly ManualResetEventSlim _idle = new(true);
     private volatile Exception? _failure;
     private int _pending;
@@ -99,20 +100,21 @@ public sealed class SyncFileDevice : StorageDeviceBase
         return false;
     }
 
+    /// <summary>The segment's O_DIRECT | O_DSYNC handle; null once the file system refused it. Writer thread only.</summary>
     private SafeFileHandle? DirectHandle(int segment)
     {
         if (_direct.TryGetValue(segment, out var handle))
             return handle;
+        if (_directRefused)
+            return null;
         handle = DirectIo.Open(GetSegmentFilename(FileName, segment), _directFlags);
         if (handle is null)
-            return null; // the file system refuses O_DIRECT (tmpfs, some overlays): buffered writes and fsync, as before
-        return _direct.GetOrAdd(segment, handle) is var kept && kept != handle ? Dispose(handle, kept) : handle;
-
-        static SafeFileHandle Dispose(SafeFileHandle loser, SafeFileHandle winner)
         {
-            loser.Dispose();
-            return winner;
+            _directRefused = true; // tmpfs, some overlays: buffered writes and fsync from now on, without asking again
+            return null;
         }
+        _direct[segment] = handle;
+        return handle;
     }
 
     internal void Flush(int segment) => RandomAccess.FlushToDisk(Handle(segment));
