@@ -115,4 +115,17 @@ public sealed class ForwardOptions
     /// it to the dead-letter queue. Default 1 day (Meta itself retries for up to 7 days).
     /// </summary>
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// <c>BreakerFailures</c>: transient failures in a row (over all lanes) that open the circuit breaker of this
+    /// tenant's bot URL; while open, no send goes out until a single half-open probe gets through. 0 turns the breaker
+    /// off. Default 5.
+    /// </summary>
+    public int BreakerFailures { get; set; } = 5;
+
+    /// <summary>
+    /// <c>BreakDuration</c>: how long the breaker stays open before its first probe; each failed probe doubles it, up
+    /// to <see cref="MaxBackoff"/> (or this, if longer). Default 5 s.
+    /// </summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -112,6 +112,10 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:MaxAttempts", "must be 0 (no limit) or more");
             if (f.MaxAge <= TimeSpan.Zero)
                 throw new ConfigurationException($"{k}:Forward:MaxAge", "must be positive");
+            if (f.BreakerFailures is < 0 or > 1_000_000)
+                throw new ConfigurationException($"{k}:Forward:BreakerFailures", "must be 0 (no breaker) to 1000000");
+            if (f.BreakDuration <= TimeSpan.Zero)
+                throw new ConfigurationException($"{k}:Forward:BreakDuration", "must be positive");
             if (f.MaxBacklogAge <= TimeSpan.Zero)
                 throw new ConfigurationException($"{k}:Forward:MaxBacklogAge", "must be positive");
         }

@@ -21,4 +21,10 @@ internal static partial class DispatchLog
 
     [LoggerMessage(3006, LogLevel.Critical, "Could not write {EventId} of tenant {Tenant} to the dead-letter queue; it keeps being retried")]
     public static partial void DeadLetterFailed(ILogger logger, Exception exception, string tenant, string eventId);
+
+    [LoggerMessage(3007, LogLevel.Warning, "Circuit to {Destination} opened by tenant {Tenant}'s delivery for {BreakMs} ms: {Detail} (failed probe: {Probe}); sends wait, events stay on disk")]
+    public static partial void CircuitOpened(ILogger logger, string destination, string tenant, long breakMs, string detail, bool probe);
+
+    [LoggerMessage(3008, LogLevel.Information, "Circuit to {Destination} closed: tenant {Tenant}'s delivery got through")]
+    public static partial void CircuitClosed(ILogger logger, string destination, string tenant);
 }

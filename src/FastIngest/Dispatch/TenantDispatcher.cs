@@ -24,6 +24,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly EventLog _log;
     private readonly IForwardTarget _target;
     private readonly DeadLetterQueue _deadLetters;
+    private readonly CircuitBreaker _breaker;
     private static readonly TimeSpan s_maxRetryAfter = TimeSpan.FromHours(1);
     private readonly AckSet _acked;
     private readonly ILogger _logger;
@@ -44,9 +45,10 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private long _retried;
     private Task _running = Task.CompletedTask;
 
-    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, DeadLetterQueue deadLetters, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
+    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
     {
         _deadLetters = deadLetters;
+        _breaker = breaker;
         _tenant = tenant;
         _log = log;
         _target = target;
@@ -108,7 +110,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         }
         var delivered = Delivered;
         var deadLettered = DeadLettered;
-        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered), oldestAge);
+        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered), oldestAge, _breaker.State, _breaker.Opened);
     }
 
     public void Start()
@@ -270,11 +272,31 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         var deadLettered = false;
         while (true)
         {
+            // Waiting out an open breaker is not an attempt: it spends neither MaxAttempts nor backoff.
+            var probe = await _breaker.WaitToSendAsync(ct).ConfigureAwait(false);
             item.Attempts++;
-            // A send in progress is not cut by a stop (the bot may already have the event: cutting it would only
-            // cause a redelivery after the restart); only _abort, after the drain timeout, cuts it.
-            ct.ThrowIfCancellationRequested();
-            var result = await _target.SendAsync(item, _abort.Token).ConfigureAwait(false);
+            ForwardResult result;
+            try
+            {
+                // A send in progress is not cut by a stop (the bot may already have the event: cutting it would only
+                // cause a redelivery after the restart); only _abort, after the drain timeout, cuts it.
+                ct.ThrowIfCancellationRequested();
+                result = await _target.SendAsync(item, _abort.Token).ConfigureAwait(false);
+            }
+            catch when (probe)
+            {
+                _breaker.OnAbandoned();
+                throw;
+            }
+            if (result.Delivered || result.Permanent)
+            {
+                if (_breaker.OnSuccess())
+                    DispatchLog.CircuitClosed(_logger, _breaker.Destination, _tenant.Id);
+            }
+            else if (_breaker.OnFailure(probe, result.RetryAfter) is { } pause)
+            {
+                DispatchLog.CircuitOpened(_logger, _breaker.Destination, _tenant.Id, (long)pause.TotalMilliseconds, result.Detail, probe);
+            }
             if (result.Delivered)
                 break;
             if (GiveUpReason(item, result) is { } reason)

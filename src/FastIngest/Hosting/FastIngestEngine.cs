@@ -73,12 +73,20 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         })
         { Timeout = Timeout.InfiniteTimeSpan };
 
+        // One breaker per destination: tenants forwarding to the same bot URL share it (the first one's settings).
+        var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
         foreach (var tenant in Tenants.All)
         {
-            IForwardTarget target = string.IsNullOrEmpty(tenant.Options.Forward.Url)
+            var forward = tenant.Options.Forward;
+            IForwardTarget target = string.IsNullOrEmpty(forward.Url)
                 ? new FileForwardTarget(Path.Combine(dataDir, "out", tenant.Id + ".jsonl"))
-                : new HttpForwardTarget(_http, new Uri(tenant.Options.Forward.Url), tenant.Options.Forward.Timeout);
-            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, _deadLetters, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
+                : new HttpForwardTarget(_http, new Uri(forward.Url), forward.Timeout);
+            if (!breakers.TryGetValue(target.Describe, out var breaker))
+            {
+                breaker = new CircuitBreaker(target.Describe, forward.BreakerFailures, forward.BreakDuration, forward.MaxBackoff > forward.BreakDuration ? forward.MaxBackoff : forward.BreakDuration, _time);
+                breakers.Add(target.Describe, breaker);
+            }
+            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
 

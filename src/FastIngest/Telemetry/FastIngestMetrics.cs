@@ -10,7 +10,9 @@ namespace FastIngest.Telemetry;
 /// <param name="DeadLettered">Events sent to the dead-letter queue since start.</param>
 /// <param name="BacklogEvents">Events read from the log and not yet delivered or dead-lettered.</param>
 /// <param name="OldestUnforwardedAgeSeconds">Age of the oldest of those (since FastIngest received it), 0 for none.</param>
-public readonly record struct DispatchStats(string Tenant, long Forwarded, long Retried, long DeadLettered, long BacklogEvents, double OldestUnforwardedAgeSeconds);
+/// <param name="Circuit">The circuit breaker of the tenant's bot URL now.</param>
+/// <param name="CircuitOpened">Times that breaker opened since start.</param>
+public readonly record struct DispatchStats(string Tenant, long Forwarded, long Retried, long DeadLettered, long BacklogEvents, double OldestUnforwardedAgeSeconds, Dispatch.CircuitState Circuit = Dispatch.CircuitState.Closed, long CircuitOpened = 0);
 
 /// <summary>
 /// FastIngest's <see cref="System.Diagnostics.Metrics"/> instruments (meter <c>FastIngest</c>) and their Prometheus
@@ -41,6 +43,8 @@ public sealed class FastIngestMetrics : IDisposable
         _meter.CreateObservableCounter("fastingest_events_dead_lettered_total", () => Dispatch(dispatch, d => d.DeadLettered), description: "Events sent to the dead-letter queue.");
         _meter.CreateObservableGauge("fastingest_backlog_events", () => Dispatch(dispatch, d => d.BacklogEvents), description: "Events read for delivery and not yet delivered or dead-lettered.");
         _meter.CreateObservableGauge("fastingest_oldest_unforwarded_age_seconds", () => DispatchDouble(dispatch, d => d.OldestUnforwardedAgeSeconds), description: "Age of the oldest event waiting for delivery, in seconds.");
+        _meter.CreateObservableGauge("fastingest_forward_circuit_state", () => Dispatch(dispatch, d => (long)d.Circuit), description: "Circuit breaker of the tenant's bot URL: 0 closed, 1 open (sends wait), 2 half-open (one probe out).");
+        _meter.CreateObservableCounter("fastingest_forward_circuit_opens_total", () => Dispatch(dispatch, d => d.CircuitOpened), description: "Times the circuit breaker of the tenant's bot URL opened (a failed probe counts again).");
         _meter.CreateObservableGauge("fastingest_dead_letters", deadLetters, description: "Open entries in the dead-letter queue.");
         _meter.CreateObservableGauge("fastingest_data_dir_bytes", dataDirBytes, description: "Bytes used by files under DataDir (sampled every second).");
         CommitLatency = _meter.CreateHistogram<double>("fastingest_commit_latency_seconds", description: "Group commit of the event log, from issue to durable, in seconds.");

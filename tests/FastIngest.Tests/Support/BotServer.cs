@@ -15,11 +15,10 @@ internal sealed record BotRequest(byte[] Body, string? Signature, string? EventI
 /// </summary>
 internal sealed class BotServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
     private readonly ConcurrentQueue<BotRequest> _requests = new();
     private readonly SemaphoreSlim _arrived = new(0);
-
-    private BotServer(WebApplication app) => _app = app;
+    private WebApplication? _app;
+    private int _port;
 
     /// <summary>Decides the status for each request (called with the request's event id); default 200.</summary>
     public Func<string?, int> Respond { get; set; } = _ => 200;
@@ -37,16 +36,36 @@ internal sealed class BotServer : IAsyncDisposable
 
     public static async Task<BotServer> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        var bot = new BotServer(app);
-        app.Run(bot.HandleAsync);
-        await app.StartAsync();
-        bot.Url = app.Urls.First() + "/bot";
+        var bot = new BotServer();
+        await bot.ListenAsync();
+        bot.Url = bot._app!.Urls.First() + "/bot";
+        bot._port = new Uri(bot.Url).Port;
         return bot;
     }
+
+    private async Task ListenAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{_port}");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.Run(HandleAsync);
+        await app.StartAsync();
+        _app = app;
+    }
+
+    /// <summary>Stops listening: connections to <see cref="Url"/> are refused until <see cref="ComeBackAsync"/>.</summary>
+    public async Task GoDownAsync()
+    {
+        if (_app is not { } app)
+            return;
+        _app = null;
+        await app.StopAsync();
+        await app.DisposeAsync();
+    }
+
+    /// <summary>Listens again on the same port.</summary>
+    public Task ComeBackAsync() => _app is null ? ListenAsync() : Task.CompletedTask;
 
     private async Task HandleAsync(HttpContext context)
     {
@@ -77,8 +96,7 @@ internal sealed class BotServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await GoDownAsync();
         _arrived.Dispose();
     }
 }
