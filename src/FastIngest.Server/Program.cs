@@ -30,12 +30,14 @@ public static class FastIngestServer
             // Our own limit answers 413 first; Kestrel's stops a body that lies about its length.
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1L;
         });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(sp => CreateEngine(options, sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FastIngestEngine>());
 
         var app = builder.Build();
         var engine = app.Services.GetRequiredService<FastIngestEngine>();
+        app.Lifetime.ApplicationStopping.Register(engine.ShutdownRequested);
         app.UseMiddleware<WebhookMiddleware>();
         app.MapFastIngestAdmin(engine, options.AdminToken);
         // /healthz: the process is up. /readyz: it should get traffic (log writable, under quota, backlogs in bounds).

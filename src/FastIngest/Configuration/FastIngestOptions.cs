@@ -28,6 +28,14 @@ public sealed class FastIngestOptions
     /// <summary><c>FastIngest:CheckpointInterval</c>: how often the dedupe store is checkpointed and the log truncated. Default 60 s.</summary>
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// <c>FastIngest:ShutdownTimeout</c>: from SIGTERM to exit. Kestrel stops accepting and finishes requests in
+    /// flight, deliveries in progress get what is left of it minus a reserve (a quarter, at most 1 s) for the final
+    /// commit and checkpoint, then anything still being sent is cut (it stays unacked and goes out again after the
+    /// next start). Default 30 s.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary><c>FastIngest:Storage</c>: memory given to the log and the dedupe store.</summary>
     public StorageOptions Storage { get; set; } = new();
 

@@ -64,6 +64,8 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:DedupeTtl", "must be positive (e.g. 7.00:00:00)");
         if (options.CheckpointInterval < TimeSpan.FromMilliseconds(100))
             throw new ConfigurationException($"{s}:CheckpointInterval", "must be at least 00:00:00.1");
+        if (options.ShutdownTimeout < TimeSpan.FromMilliseconds(100) || options.ShutdownTimeout > TimeSpan.FromHours(1))
+            throw new ConfigurationException($"{s}:ShutdownTimeout", "must be between 00:00:00.1 and 01:00:00");
         if (options.Storage.DedupeIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.DedupeIndexBytes))
             throw new ConfigurationException($"{s}:Storage:DedupeIndexBytes", "must be a power of two of at least 4096");
         if (options.Storage.DedupeMemoryBytes < 1 << 18)

@@ -348,16 +348,19 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         return null;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>
+    /// Stops reading and retrying, lets sends in progress finish and record their acks until
+    /// <paramref name="drainDeadline"/> fires, then cuts whatever is still running. Undelivered events stay in the log
+    /// for the next start.
+    /// </summary>
+    public async Task StopAsync(CancellationToken drainDeadline)
     {
-        // Stop reading and retrying, let sends in progress finish and record their acks (up to the drain timeout),
-        // then cut whatever is still running. Undelivered events stay in the log for the next start.
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await _running.WaitAsync(s_drainTimeout, _time).ConfigureAwait(false);
+            await _running.WaitAsync(drainDeadline).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (OperationCanceledException) when (drainDeadline.IsCancellationRequested)
         {
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -369,9 +372,19 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         {
             await _running.ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
+        catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException)
         {
             DispatchLog.ReaderFailed(_logger, ex, _tenant.Id);
+        }
+    }
+
+    /// <summary>Stops (with a 5 s drain, if <see cref="StopAsync"/> was not called) and releases the buffers.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_abort.IsCancellationRequested)
+        {
+            using var drain = new CancellationTokenSource(s_drainTimeout, _time);
+            await StopAsync(drain.Token).ConfigureAwait(false);
         }
         _target.Dispose();
         _events.Dispose();

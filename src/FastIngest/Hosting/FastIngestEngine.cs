@@ -37,6 +37,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private Task _diskWatch = Task.CompletedTask;
     private long _dataDirBytes;
     private int _stopped;
+    private long _shutdownRequestedTicks;
 
     /// <summary>Opens and recovers everything (synchronously: the server must not take requests before this is done).</summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
@@ -314,20 +315,41 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>Stops dispatching, commits the log (acks included) and checkpoints the dedupe store.</summary>
+    /// <summary>
+    /// Marks the start of a shutdown (the host's <c>ApplicationStopping</c>): <c>ShutdownTimeout</c> counts from here,
+    /// so the time Kestrel spends finishing requests in flight comes out of the dispatchers' drain.
+    /// </summary>
+    public void ShutdownRequested() => Interlocked.CompareExchange(ref _shutdownRequestedTicks, _time.GetTimestamp(), 0);
+
+    /// <summary>
+    /// Stops dispatching (sends in progress may finish and record their acks until <c>ShutdownTimeout</c>, less a
+    /// reserve, has passed since <see cref="ShutdownRequested"/> or until <paramref name="cancellationToken"/> fires),
+    /// then commits the log (acks included) and checkpoints the dedupe store.
+    /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0)
             return;
+        ShutdownRequested();
         await _stop.CancelAsync().ConfigureAwait(false);
         await _maintenance.ConfigureAwait(false);
         await _diskWatch.ConfigureAwait(false);
+
+        var budget = _options.ShutdownTimeout;
+        var reserve = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, budget.Ticks / 4));
+        var left = budget - reserve - _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks));
+        using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            drain.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            await Task.WhenAll(_dispatchers.Select(d => d.StopAsync(drain.Token))).ConfigureAwait(false);
+        }
         foreach (var d in _dispatchers)
             await d.DisposeAsync().ConfigureAwait(false);
         _log.CommitAndWait();
         await CheckpointAndTruncateAsync(CancellationToken.None).ConfigureAwait(false);
         _log.CommitAndWait();
-        EngineLog.Stopped(_logger, _log.Commits, _log.Commits == 0 ? 0 : _log.CommitMilliseconds / _log.Commits, Delivered);
+        EngineLog.Stopped(_logger, _log.Commits, _log.Commits == 0 ? 0 : _log.CommitMilliseconds / _log.Commits, Delivered,
+            _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks)).TotalMilliseconds);
     }
 
     /// <summary>Stops (if not stopped) and closes everything.</summary>
@@ -353,8 +375,8 @@ internal static partial class EngineLog
     [LoggerMessage(4002, LogLevel.Information, "Event log recovered: [{Begin}, {Tail}), {Acked} delivered events known, {Replayed} dedupe marks replayed")]
     public static partial void Recovered(ILogger logger, long begin, long tail, int acked, int replayed);
 
-    [LoggerMessage(4004, LogLevel.Information, "Stopped: {Commits} group commits of the event log (mean {MeanCommitMs:F2} ms), {Delivered} events delivered")]
-    public static partial void Stopped(ILogger logger, long commits, double meanCommitMs, long delivered);
+    [LoggerMessage(4004, LogLevel.Information, "Stopped {ShutdownMs:F0} ms after the shutdown began: {Commits} group commits of the event log (mean {MeanCommitMs:F2} ms), {Delivered} events delivered")]
+    public static partial void Stopped(ILogger logger, long commits, double meanCommitMs, long delivered, double shutdownMs);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

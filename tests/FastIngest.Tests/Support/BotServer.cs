@@ -23,6 +23,9 @@ internal sealed class BotServer : IAsyncDisposable
     /// <summary>Decides the status for each request (called with the request's event id); default 200.</summary>
     public Func<string?, int> Respond { get; set; } = _ => 200;
 
+    /// <summary>How long to hold each request before answering (called with the request's event id); default none.</summary>
+    public Func<string?, TimeSpan> Delay { get; set; } = _ => TimeSpan.Zero;
+
     /// <summary>A <c>Retry-After</c> value sent with every non-2xx answer, or null for none.</summary>
     public string? RetryAfter { get; set; }
 
@@ -72,6 +75,19 @@ internal sealed class BotServer : IAsyncDisposable
         using var ms = new MemoryStream();
         await context.Request.Body.CopyToAsync(ms);
         var eventId = context.Request.Headers["X-FastIngest-Event-Id"].ToString();
+        if (Delay(eventId) is { } delay && delay > TimeSpan.Zero)
+        {
+            try
+            {
+                await Task.Delay(delay, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                // FastIngest gave up on this request: it arrived, but nobody took the answer.
+                _requests.Enqueue(new BotRequest(ms.ToArray(), null, eventId, context.Request.ContentType, 499, DateTime.UtcNow));
+                return;
+            }
+        }
         var status = Respond(eventId);
         _requests.Enqueue(new BotRequest(ms.ToArray(), context.Request.Headers["X-Hub-Signature-256"].ToString(), eventId, context.Request.ContentType, status, DateTime.UtcNow));
         context.Response.StatusCode = status;

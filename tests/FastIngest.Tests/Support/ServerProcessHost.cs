@@ -12,11 +12,17 @@ internal sealed class ServerProcessHost : IDisposable
 {
     private readonly Process _process;
 
-    private ServerProcessHost(Process process, Uri url)
+    private ServerProcessHost(Process process, Uri url, System.Collections.Concurrent.ConcurrentQueue<string> output)
     {
         _process = process;
         Url = url;
+        _output = output;
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output;
+
+    /// <summary>Lines the process wrote to stdout and stderr so far (console logging).</summary>
+    public IReadOnlyList<string> Output => [.. _output];
 
     public Uri Url { get; }
 
@@ -35,8 +41,9 @@ internal sealed class ServerProcessHost : IDisposable
         foreach (var s in settings)
             psi.ArgumentList.Add(s);
         var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
@@ -49,7 +56,7 @@ internal sealed class ServerProcessHost : IDisposable
             try
             {
                 if ((await probe.GetAsync(new Uri(url, "/healthz"))).StatusCode == HttpStatusCode.OK)
-                    return new ServerProcessHost(process, url);
+                    return new ServerProcessHost(process, url, output);
             }
             catch (HttpRequestException)
             {
@@ -65,6 +72,16 @@ internal sealed class ServerProcessHost : IDisposable
             await Task.Delay(100);
         }
     }
+
+    /// <summary>SIGTERM: the graceful shutdown. Returns at once; see <see cref="Process"/> for the exit.</summary>
+    public void Terminate()
+    {
+        if (Kill(_process.Id, 15) != 0)
+            throw new InvalidOperationException($"kill(SIGTERM) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     /// <summary>SIGKILL: no shutdown code runs.</summary>
     public void Kill()
