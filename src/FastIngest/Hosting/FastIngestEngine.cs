@@ -58,7 +58,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _quarantine = new EventLog(Path.Combine(dataDir, "quarantine"), "quarantine", maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.Quarantine"));
         _log = new EventLog(Path.Combine(dataDir, "events"), "events", maxRecord, Math.Max(options.Storage.LogMemoryBytes, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.EventLog"));
         _deadLetters = new DeadLetterQueue(Path.Combine(dataDir, "deadletter"), maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), _time, loggerFactory.CreateLogger("FastIngest.DeadLetter"));
-        _dedupe = new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"));
+        _dedupe = new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"), options.DedupeTtl, _time);
 
         var recoveredTail = _log.CommittedUntilAddress;
         Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"));
@@ -92,7 +92,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
 
         _dataDirBytes = MeasureDataDir();
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes));
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes);
         _log.CommitLatency = Metrics.CommitLatency;
     }
 

@@ -27,15 +27,23 @@ public sealed class DedupeStore : IDisposable
     private readonly string _replayFromPath;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
+    private readonly DedupeAgeMap? _ageMap;
+    private readonly TimeProvider _time;
 
     /// <summary>Opens, recovering the latest checkpoint if there is one.</summary>
     /// <param name="directory">Where the store's log and checkpoints live.</param>
     /// <param name="indexBytes">Hash index size in bytes (a power of two; 64 bytes per bucket of 7 keys).</param>
     /// <param name="memoryBytes">In-memory part of the store's log in bytes; older keys are read from disk.</param>
     /// <param name="logger">Where recovery and checkpoints are reported.</param>
-    public DedupeStore(string directory, long indexBytes, long memoryBytes, ILogger logger)
+    /// <param name="ttl">
+    /// The dedupe TTL: each checkpoint cuts the head of the store's log that holds only marks older than this (see
+    /// <see cref="DedupeAgeMap"/>), so disk stays bounded under steady traffic. Null: never cut.
+    /// </param>
+    /// <param name="time">The clock of the TTL (default: system).</param>
+    public DedupeStore(string directory, long indexBytes, long memoryBytes, ILogger logger, TimeSpan? ttl = null, TimeProvider? time = null)
     {
         _logger = logger;
+        _time = time ?? TimeProvider.System;
         Directory.CreateDirectory(directory);
         _replayFromPath = Path.Combine(directory, "replay-from");
         var pageBytes = Math.Clamp(memoryBytes / 16, 1L << 16, 1L << 25);
@@ -49,6 +57,8 @@ public sealed class DedupeStore : IDisposable
             IndexSize = indexBytes,
             MemorySize = Math.Max(memoryBytes, pageBytes * 4),
             PageSize = pageBytes,
+            // Disk is given back a segment file at a time when the head is cut: small segments, fine-grained reclaim.
+            SegmentSize = Math.Clamp(memoryBytes / 4, pageBytes, 1L << 26),
             EqualityComparer = DedupeKeyComparer.Instance,
             TryRecoverLatest = true,
             RemoveOutdatedCheckpoints = true,
@@ -60,6 +70,8 @@ public sealed class DedupeStore : IDisposable
         for (var i = 0; i < _stripes.Length; i++)
             _stripes[i] = new object();
 
+        if (ttl is { } t)
+            _ageMap = new DedupeAgeMap(Path.Combine(directory, "age-map"), t);
         var text = AtomicFile.Read(_replayFromPath);
         ReplayFrom = text is not null && long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : 0;
         if (_kv.EntryCount == 0)
@@ -75,6 +87,12 @@ public sealed class DedupeStore : IDisposable
 
     /// <summary>Records in the store's log (live and superseded), for monitoring.</summary>
     public long EntryCount => _kv.EntryCount;
+
+    /// <summary>Bytes of the store's log from its begin (past what was cut) to its tail: what it holds on disk and in memory.</summary>
+    public long LogBytes => _kv.Log.TailAddress - _kv.Log.BeginAddress;
+
+    /// <summary>Where the store's log begins: advances as marks older than the TTL are cut.</summary>
+    public long BeginAddress => _kv.Log.BeginAddress;
 
     /// <summary>The stripe lock index of <paramref name="key"/>.</summary>
     public static int StripeOf(in DedupeKey key) => (int)(key.High & (StripeCount - 1));
@@ -146,9 +164,12 @@ public sealed class DedupeStore : IDisposable
         try
         {
             var replayFrom = AllStripes(tailWhileQuiet);
+            CutExpired();
             var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException("FASTER refused the checkpoint (another one in progress)");
+            // A fold-over checkpoint made the whole log read-only: everything below was last written before now.
+            _ageMap?.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
             AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
             ReplayFrom = replayFrom;
             StorageLog.CheckpointTaken(_logger, replayFrom);
@@ -158,6 +179,23 @@ public sealed class DedupeStore : IDisposable
         {
             _checkpointGate.Release();
         }
+    }
+
+    /// <summary>
+    /// Moves the log's begin past marks older than the TTL (snapped to a page start, and no further than what is
+    /// only on disk); the checkpoint that follows deletes the segment files below it. A lookup of a cut key finds
+    /// nothing, which is what an expired mark means anyway.
+    /// </summary>
+    private void CutExpired()
+    {
+        if (_ageMap is null)
+            return;
+        var cut = Math.Min(_ageMap.ExpiredBelow(_time.GetUtcNow().ToUnixTimeMilliseconds()), _kv.Log.HeadAddress);
+        var begin = _kv.Log.BeginAddress;
+        if (cut <= begin)
+            return;
+        _kv.Log.ShiftBeginAddress(cut, snapToPageStart: true, truncateLog: false);
+        StorageLog.DedupeCut(_logger, begin, _kv.Log.BeginAddress);
     }
 
     private long AllStripes(Func<long> action)

@@ -30,7 +30,7 @@ public sealed class FastIngestMetrics : IDisposable
     private readonly Meter _meter = new(MeterName);
 
     /// <summary>Creates the instruments over live sources, read at each scrape.</summary>
-    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes)
+    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes)
     {
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(dispatch);
@@ -47,6 +47,7 @@ public sealed class FastIngestMetrics : IDisposable
         _meter.CreateObservableCounter("fastingest_forward_circuit_opens_total", () => Dispatch(dispatch, d => d.CircuitOpened), description: "Times the circuit breaker of the tenant's bot URL opened (a failed probe counts again).");
         _meter.CreateObservableGauge("fastingest_dead_letters", deadLetters, description: "Open entries in the dead-letter queue.");
         _meter.CreateObservableGauge("fastingest_data_dir_bytes", dataDirBytes, description: "Bytes used by files under DataDir (sampled every second).");
+        _meter.CreateObservableGauge("fastingest_dedupe_log_bytes", dedupeLogBytes, description: "Bytes of the dedupe store's log still held (48 per event within DedupeTtl; the head past the TTL is cut at checkpoints).");
         CommitLatency = _meter.CreateHistogram<double>("fastingest_commit_latency_seconds", description: "Group commit of the event log, from issue to durable, in seconds.");
         AckLatency = _meter.CreateHistogram<double>("fastingest_ack_latency_seconds", description: "Webhook POST from start of handling to its 200, in seconds (includes the group commit).");
         Exporter = new PrometheusExporter(_meter, s_latencyBuckets);
