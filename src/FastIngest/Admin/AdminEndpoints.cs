@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using FastIngest.Delivery;
 using FastIngest.Dispatch;
 using FastIngest.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -19,6 +20,10 @@ namespace FastIngest.Admin;
 /// <item><c>GET /admin/deadletters/{id}</c>: the entry plus <c>"payload"</c>, the JSON that was forwarded; 404 if not open.</item>
 /// <item><c>POST /admin/deadletters/replay[?tenant=T | ?id=N]</c>: puts entries back for delivery; <c>{"replayed":n}</c>.</item>
 /// <item><c>DELETE /admin/deadletters/{id}</c>: discards one; <c>{"discarded":1}</c>, 404 if not open.</item>
+/// <item><c>GET /v1/messages/{wamid}[?tenant=T]</c>: the message's delivery state from the status webhooks received,
+/// <c>{"tenant","wamid","status","timestamp","changes","history":[{"status","timestamp","receivedAt","stale"}...]}</c>
+/// (<c>timestamp</c> is Meta's, Unix seconds; history oldest first, the last 6); 404 if no status of it is known.
+/// Without <c>tenant</c>, every tenant is searched.</item>
 /// </list>
 /// </summary>
 public static class AdminEndpoints
@@ -89,6 +94,47 @@ public static class AdminEndpoints
             }
             var replayed = await engine.ReplayDeadLettersAsync(tenant.Length == 0 ? null : tenant, id, context.RequestAborted).ConfigureAwait(false);
             await Json(context, 200, w => w.WriteNumber("replayed", replayed)).ConfigureAwait(false);
+        }));
+
+        MapMessages(endpoints, engine, token);
+    }
+
+    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[]? token)
+    {
+        endpoints.MapMethods("/v1/messages/{wamid}", ["GET"], Guard(token, context =>
+        {
+            var wamid = (string)context.Request.RouteValues["wamid"]!;
+            var tenant = context.Request.Query["tenant"].ToString();
+            MessageDelivery? found = null;
+            foreach (var t in engine.Tenants.All)
+            {
+                if ((tenant.Length == 0 || t.Id == tenant) && engine.DeliveryStates.Find(t.Id, wamid) is { } state)
+                {
+                    found = state;
+                    break;
+                }
+            }
+            if (found is null)
+                return Json(context, 404, w => w.WriteString("error", $"no status of {wamid} is known"));
+            return Json(context, 200, w =>
+            {
+                w.WriteString("tenant", found.Tenant);
+                w.WriteString("wamid", found.Wamid);
+                w.WriteString("status", DeliveryState.Name(found.Status));
+                w.WriteNumber("timestamp", found.MetaUnixSeconds);
+                w.WriteNumber("changes", found.Changes);
+                w.WriteStartArray("history");
+                foreach (var change in found.History)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("status", DeliveryState.Name(change.Status));
+                    w.WriteNumber("timestamp", change.MetaUnixSeconds);
+                    w.WriteString("receivedAt", DateTimeOffset.FromUnixTimeMilliseconds(change.ReceivedUnixMs));
+                    w.WriteBoolean("stale", change.Stale);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
         }));
     }
 

@@ -29,6 +29,12 @@ public sealed class FastIngestOptions
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// <c>FastIngest:DeliveryStateTtl</c>: how long a message's delivery state (<c>GET /v1/messages/{wamid}</c>) is
+    /// kept after its last status webhook. Default 30 days.
+    /// </summary>
+    public TimeSpan DeliveryStateTtl { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>
     /// <c>FastIngest:ShutdownTimeout</c>: from SIGTERM to exit. Kestrel stops accepting and finishes requests in
     /// flight, deliveries in progress get what is left of it minus a reserve (a quarter, at most 1 s) for the final
     /// commit and checkpoint, then anything still being sent is cut (it stays unacked and goes out again after the
@@ -61,6 +67,12 @@ public sealed class StorageOptions
 
     /// <summary><c>DedupeMemoryBytes</c>: in-memory part of the dedupe store's log (48 bytes a key). Default 64 MiB.</summary>
     public long DedupeMemoryBytes { get; set; } = 64L << 20;
+
+    /// <summary><c>StateIndexBytes</c>: hash index of the delivery-state store (power of two; ~16 bytes per message within <c>DeliveryStateTtl</c>). Default 16 MiB.</summary>
+    public long StateIndexBytes { get; set; } = 16L << 20;
+
+    /// <summary><c>StateMemoryBytes</c>: in-memory part of the delivery-state store (about 144 bytes a message); older states are read from disk. Default 32 MiB.</summary>
+    public long StateMemoryBytes { get; set; } = 32L << 20;
 }
 
 /// <summary><c>FastIngest:Tenants:{i}</c>: one WhatsApp app whose webhooks arrive at <c>/webhooks/{Id}</c>.</summary>
@@ -136,4 +148,22 @@ public sealed class ForwardOptions
     /// to <see cref="MaxBackoff"/> (or this, if longer). Default 5 s.
     /// </summary>
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// <c>StaleStatuses</c>: what to do with a status webhook behind the message's delivery state (a
+    /// <c>delivered</c> after <c>read</c>, anything after <c>failed</c>). <see cref="StaleStatusHandling.Forward"/>
+    /// (default) sends it with <c>X-FastIngest-Stale: true</c>; <see cref="StaleStatusHandling.Drop"/> records it in
+    /// the history and does not send it.
+    /// </summary>
+    public StaleStatusHandling StaleStatuses { get; set; } = StaleStatusHandling.Forward;
+}
+
+/// <summary>Values of <c>Forward:StaleStatuses</c>.</summary>
+public enum StaleStatusHandling
+{
+    /// <summary>Forward stale statuses, marked with <c>X-FastIngest-Stale: true</c>.</summary>
+    Forward,
+
+    /// <summary>Do not forward stale statuses (they are still in the message's history).</summary>
+    Drop,
 }

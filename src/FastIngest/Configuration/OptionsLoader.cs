@@ -70,6 +70,12 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:Storage:DedupeIndexBytes", "must be a power of two of at least 4096");
         if (options.Storage.DedupeMemoryBytes < 1 << 18)
             throw new ConfigurationException($"{s}:Storage:DedupeMemoryBytes", "must be at least 262144");
+        if (options.Storage.StateIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.StateIndexBytes))
+            throw new ConfigurationException($"{s}:Storage:StateIndexBytes", "must be a power of two of at least 4096");
+        if (options.Storage.StateMemoryBytes < 1 << 18)
+            throw new ConfigurationException($"{s}:Storage:StateMemoryBytes", "must be at least 262144");
+        if (options.DeliveryStateTtl <= TimeSpan.Zero)
+            throw new ConfigurationException($"{s}:DeliveryStateTtl", "must be positive (e.g. 30.00:00:00)");
         if (options.Storage.LogMemoryBytes < 1 << 20)
             throw new ConfigurationException($"{s}:Storage:LogMemoryBytes", "must be at least 1048576");
         if (options.Storage.MaxDiskBytes < 0)
@@ -116,6 +122,8 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:MaxAge", "must be positive");
             if (f.BreakerFailures is < 0 or > 1_000_000)
                 throw new ConfigurationException($"{k}:Forward:BreakerFailures", "must be 0 (no breaker) to 1000000");
+            if (!Enum.IsDefined(f.StaleStatuses))
+                throw new ConfigurationException($"{k}:Forward:StaleStatuses", "must be Forward or Drop");
             if (f.BreakDuration <= TimeSpan.Zero)
                 throw new ConfigurationException($"{k}:Forward:BreakDuration", "must be positive");
             if (f.MaxBacklogAge <= TimeSpan.Zero)

@@ -27,4 +27,7 @@ internal static partial class DispatchLog
 
     [LoggerMessage(3008, LogLevel.Information, "Circuit to {Destination} closed: tenant {Tenant}'s delivery got through")]
     public static partial void CircuitClosed(ILogger logger, string destination, string tenant);
+
+    [LoggerMessage(3009, LogLevel.Debug, "Stale status {EventId} of tenant {Tenant} not forwarded (Forward:StaleStatuses=Drop)")]
+    public static partial void StaleDropped(ILogger logger, string tenant, string eventId);
 }

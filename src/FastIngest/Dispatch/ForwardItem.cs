@@ -48,6 +48,12 @@ internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload
     /// <summary>Attempts so far.</summary>
     public int Attempts { get; set; }
 
+    /// <summary>
+    /// A status behind the message's delivery state (see <see cref="Delivery.DeliveryState"/>): forwarded with
+    /// <c>X-FastIngest-Stale: true</c>, or, with <c>Forward:StaleStatuses=Drop</c>, acked without being sent.
+    /// </summary>
+    public bool Stale { get; set; }
+
     public void ReleasePayload()
     {
         var p = Interlocked.Exchange(ref _payload, []);

@@ -15,6 +15,9 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
     /// <summary>The header carrying the event id (see <see cref="EventIdentity"/>).</summary>
     public const string EventIdHeader = "X-FastIngest-Event-Id";
 
+    /// <summary>Set (to <c>true</c>) on a status that is behind the message's known delivery state.</summary>
+    public const string StaleHeader = "X-FastIngest-Stale";
+
     private static readonly MediaTypeHeaderValue s_json = new("application/json");
 
     public string Describe => url.ToString();
@@ -30,6 +33,8 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
         request.Content.Headers.ContentType = s_json;
         request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, item.Signature);
         request.Headers.TryAddWithoutValidation(EventIdHeader, item.EventId);
+        if (item.Stale)
+            request.Headers.TryAddWithoutValidation(StaleHeader, "true");
         try
         {
             using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutCts.Token).ConfigureAwait(false);

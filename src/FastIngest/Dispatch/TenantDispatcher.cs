@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Threading.Channels;
 using FastIngest.Configuration;
+using FastIngest.Delivery;
 using FastIngest.Ingest;
 using FastIngest.Internal;
 using FastIngest.Parsing;
@@ -25,6 +26,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly IForwardTarget _target;
     private readonly DeadLetterQueue _deadLetters;
     private readonly CircuitBreaker _breaker;
+    private readonly DeliveryStateStore _states;
     private static readonly TimeSpan s_maxRetryAfter = TimeSpan.FromHours(1);
     private readonly AckSet _acked;
     private readonly ILogger _logger;
@@ -43,12 +45,14 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private long _deadLettered;
     private long _prepared;
     private long _retried;
+    private long _staleDropped;
     private Task _running = Task.CompletedTask;
 
-    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
+    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
     {
         _deadLetters = deadLetters;
         _breaker = breaker;
+        _states = states;
         _tenant = tenant;
         _log = log;
         _target = target;
@@ -80,6 +84,19 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     /// <summary>Failed delivery attempts that were scheduled for a retry, since start.</summary>
     public long Retried => Interlocked.Read(ref _retried);
 
+    /// <summary>Stale statuses not forwarded (<c>Forward:StaleStatuses=Drop</c>) since start.</summary>
+    public long StaleDropped => Interlocked.Read(ref _staleDropped);
+
+    /// <summary>How far the reader has got: every record below has been read (and its statuses applied to the delivery-state store).</summary>
+    public long ScannedUntil
+    {
+        get
+        {
+            lock (_outstanding)
+                return _scannedUntil;
+        }
+    }
+
     /// <summary>
     /// The log address below which this tenant needs nothing: the oldest batch with an event not yet delivered,
     /// or how far the reader has got when everything read is delivered.
@@ -110,7 +127,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         }
         var delivered = Delivered;
         var deadLettered = DeadLettered;
-        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered), oldestAge, _breaker.State, _breaker.Opened);
+        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered - StaleDropped), oldestAge, _breaker.State, _breaker.Opened);
     }
 
     public void Start()
@@ -190,7 +207,12 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         for (var t = 0; t < stored.EventCount; t++)
         {
             var index = stored.EventIndexAt(t);
-            if (index >= _events.Count || _acked.Contains(address, index))
+            if (index >= _events.Count)
+                continue;
+            // Every status goes into the delivery state, delivered or not: after a restart the log is read again
+            // from its begin and Apply is idempotent, which rebuilds what the last checkpoint missed.
+            var stale = _events[index].Kind == WebhookEventKind.Status && ApplyStatus(stored.Body, in _events[index], stored.ReceivedUnixMs);
+            if (_acked.Contains(address, index))
                 continue;
             _writer.Reset();
             ForwardPayloadWriter.Write(stored.Body, _events, index, _writer);
@@ -198,7 +220,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             _writer.WrittenSpan.CopyTo(payload);
             var idLength = EventIdentity.Write(stored.Body, in _events[index], id);
             var signature = _tenant.ForwardSecret.Length > 0 ? WebhookSignature.Sign(_tenant.ForwardSecret, _writer.WrittenSpan) : null;
-            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, Lane(stored.Body, in _events[index]), stored.ReceivedUnixMs);
+            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, Lane(stored.Body, in _events[index]), stored.ReceivedUnixMs) { Stale = stale };
             _ready.Add(item);
             count++;
         }
@@ -211,6 +233,17 @@ internal sealed class TenantDispatcher : IAsyncDisposable
                 item.Batch = tracker;
         }
         Advance(tracker, next);
+    }
+
+    private bool ApplyStatus(ReadOnlySpan<byte> body, in WebhookEvent e, long receivedUnixMs)
+    {
+        var status = DeliveryState.ParseStatus(e.Status.RawValue(body));
+        if (status == MessageStatus.None)
+            return false;
+        Span<byte> wamid = stackalloc byte[256];
+        if (!e.Id.TryGetUtf8(body, wamid, out var length) || length == 0)
+            return false;
+        return _states.Apply(_tenant.IdUtf8, wamid[..length], status, DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body)), receivedUnixMs);
     }
 
     private void Advance(BatchTracker? tracker, long next)
@@ -270,7 +303,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private async Task DeliverAsync(ForwardItem item, CancellationToken ct)
     {
         var deadLettered = false;
-        while (true)
+        var dropped = item.Stale && _options.StaleStatuses == StaleStatusHandling.Drop;
+        while (!dropped)
         {
             // Waiting out an open breaker is not an attempt: it spends neither MaxAttempts nor backoff.
             var probe = await _breaker.WaitToSendAsync(ct).ConfigureAwait(false);
@@ -329,6 +363,12 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         if (deadLettered)
         {
             Interlocked.Increment(ref _deadLettered);
+            return;
+        }
+        if (dropped)
+        {
+            Interlocked.Increment(ref _staleDropped);
+            DispatchLog.StaleDropped(_logger, _tenant.Id, item.EventId);
             return;
         }
         Interlocked.Increment(ref _delivered);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using FastIngest.Configuration;
+using FastIngest.Delivery;
 using FastIngest.Dispatch;
 using FastIngest.Ingest;
 using FastIngest.Storage;
@@ -18,7 +19,7 @@ namespace FastIngest.Hosting;
 /// </summary>
 /// <remarks>
 /// Layout of <c>DataDir</c>: <c>events/</c> (event log), <c>quarantine/</c> (unparseable payloads, never truncated),
-/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter).
+/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>state/</c> (delivery states, FASTER KV), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter).
 /// </remarks>
 public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 {
@@ -28,6 +29,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly EventLog _log;
     private readonly EventLog _quarantine;
     private readonly DedupeStore _dedupe;
+    private readonly DeliveryStateStore _states;
     private readonly DeadLetterQueue _deadLetters;
     private readonly List<TenantDispatcher> _dispatchers = [];
     private readonly HttpClient _http;
@@ -60,6 +62,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _deadLetters = new DeadLetterQueue(Path.Combine(dataDir, "deadletter"), maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), _time, loggerFactory.CreateLogger("FastIngest.DeadLetter"));
         _dedupe = new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"), options.DedupeTtl, _time);
 
+        _states = new DeliveryStateStore(Path.Combine(dataDir, "state"), options.Storage.StateIndexBytes, options.Storage.StateMemoryBytes, options.DeliveryStateTtl, _time, loggerFactory.CreateLogger("FastIngest.DeliveryState"));
+
         var recoveredTail = _log.CommittedUntilAddress;
         Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"));
 
@@ -87,7 +91,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                 breaker = new CircuitBreaker(target.Describe, forward.BreakerFailures, forward.BreakDuration, forward.MaxBackoff > forward.BreakDuration ? forward.MaxBackoff : forward.BreakDuration, _time);
                 breakers.Add(target.Describe, breaker);
             }
-            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
+            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
 
@@ -186,6 +190,9 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>Events delivered to bots since start, over all tenants.</summary>
     public long Delivered => _dispatchers.Sum(d => d.Delivered);
+
+    /// <summary>The delivery-state store (<c>DataDir/state/</c>): each outbound message's status, by wamid.</summary>
+    public DeliveryStateStore DeliveryStates => _states;
 
     /// <summary>The dead-letter queue (<c>DataDir/deadletter/</c>).</summary>
     public DeadLetterQueue DeadLetters => _deadLetters;
@@ -304,7 +311,10 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         try
         {
             var replayFrom = await _dedupe.CheckpointAsync(() => _log.TailAddress, cancellationToken).ConfigureAwait(false);
-            var until = Math.Min(replayFrom, _orphanCap);
+            // Every status below this was applied to the delivery-state store before its checkpoint.
+            var applied = _dispatchers.Count == 0 ? long.MaxValue : _dispatchers.Min(d => d.ScannedUntil);
+            await _states.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+            var until = Math.Min(Math.Min(replayFrom, applied), _orphanCap);
             foreach (var d in _dispatchers)
                 until = Math.Min(until, d.LowWater);
             _log.TruncateUntil(until);
@@ -360,6 +370,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _quarantine.Dispose();
         _deadLetters.Dispose();
         _dedupe.Dispose();
+        _states.Dispose();
         Metrics.Dispose();
         _http.Dispose();
         _stop.Dispose();

@@ -27,7 +27,7 @@ public sealed class DedupeStore : IDisposable
     private readonly string _replayFromPath;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
-    private readonly DedupeAgeMap? _ageMap;
+    private readonly LogAgeMap? _ageMap;
     private readonly TimeProvider _time;
 
     /// <summary>Opens, recovering the latest checkpoint if there is one.</summary>
@@ -37,7 +37,7 @@ public sealed class DedupeStore : IDisposable
     /// <param name="logger">Where recovery and checkpoints are reported.</param>
     /// <param name="ttl">
     /// The dedupe TTL: each checkpoint cuts the head of the store's log that holds only marks older than this (see
-    /// <see cref="DedupeAgeMap"/>), so disk stays bounded under steady traffic. Null: never cut.
+    /// <see cref="LogAgeMap"/>), so disk stays bounded under steady traffic. Null: never cut.
     /// </param>
     /// <param name="time">The clock of the TTL (default: system).</param>
     public DedupeStore(string directory, long indexBytes, long memoryBytes, ILogger logger, TimeSpan? ttl = null, TimeProvider? time = null)
@@ -46,32 +46,17 @@ public sealed class DedupeStore : IDisposable
         _time = time ?? TimeProvider.System;
         Directory.CreateDirectory(directory);
         _replayFromPath = Path.Combine(directory, "replay-from");
-        var pageBytes = Math.Clamp(memoryBytes / 16, 1L << 16, 1L << 25);
         // Our device, not FASTER's managed one: a key that has left memory is read while the request holds its
         // stripe lock, and that read must not wait in the thread pool's queue behind the requests it is blocking.
         _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
-        _settings = new FasterKVSettings<DedupeKey, DedupeEntry>(directory, deleteDirOnDispose: false)
-        {
-            LogDevice = _device,
-            CheckpointManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "checkpoints")), removeOutdated: true),
-            IndexSize = indexBytes,
-            MemorySize = Math.Max(memoryBytes, pageBytes * 4),
-            PageSize = pageBytes,
-            // Disk is given back a segment file at a time when the head is cut: small segments, fine-grained reclaim.
-            SegmentSize = Math.Clamp(memoryBytes / 4, pageBytes, 1L << 26),
-            EqualityComparer = DedupeKeyComparer.Instance,
-            TryRecoverLatest = true,
-            RemoveOutdatedCheckpoints = true,
-            // All in-memory pages up front: memory is flat from the start and inserts never allocate a page.
-            PreallocateLog = true,
-        };
+        _settings = KvSettings.Create<DedupeEntry>(directory, _device, indexBytes, memoryBytes);
         _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
         _stripes = new object[StripeCount];
         for (var i = 0; i < _stripes.Length; i++)
             _stripes[i] = new object();
 
         if (ttl is { } t)
-            _ageMap = new DedupeAgeMap(Path.Combine(directory, "age-map"), t);
+            _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), t);
         var text = AtomicFile.Read(_replayFromPath);
         ReplayFrom = text is not null && long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var r) ? r : 0;
         if (_kv.EntryCount == 0)
@@ -181,21 +166,10 @@ public sealed class DedupeStore : IDisposable
         }
     }
 
-    /// <summary>
-    /// Moves the log's begin past marks older than the TTL (snapped to a page start, and no further than what is
-    /// only on disk); the checkpoint that follows deletes the segment files below it. A lookup of a cut key finds
-    /// nothing, which is what an expired mark means anyway.
-    /// </summary>
     private void CutExpired()
     {
-        if (_ageMap is null)
-            return;
-        var cut = Math.Min(_ageMap.ExpiredBelow(_time.GetUtcNow().ToUnixTimeMilliseconds()), _kv.Log.HeadAddress);
-        var begin = _kv.Log.BeginAddress;
-        if (cut <= begin)
-            return;
-        _kv.Log.ShiftBeginAddress(cut, snapToPageStart: true, truncateLog: false);
-        StorageLog.DedupeCut(_logger, begin, _kv.Log.BeginAddress);
+        if (_ageMap?.CutExpired(_kv.Log, _time.GetUtcNow().ToUnixTimeMilliseconds()) is { } was and >= 0)
+            StorageLog.StoreCut(_logger, "dedupe", was, _kv.Log.BeginAddress);
     }
 
     private long AllStripes(Func<long> action)

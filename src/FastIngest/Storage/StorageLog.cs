@@ -25,6 +25,6 @@ internal static partial class StorageLog
     [LoggerMessage(1007, LogLevel.Critical, "Disk quota: over = {Over} ({Bytes} bytes used, Storage:MaxDiskBytes {Quota}); while over, webhooks get 503 and /readyz fails")]
     public static partial void DiskQuota(ILogger logger, bool over, long bytes, long quota);
 
-    [LoggerMessage(1008, LogLevel.Information, "Dedupe store: marks older than the TTL cut, log begins at {Begin} (was {Was}); the checkpoint deletes the segments below")]
-    public static partial void DedupeCut(ILogger logger, long was, long begin);
+    [LoggerMessage(1008, LogLevel.Information, "{Store} store: records older than its TTL cut, log begins at {Begin} (was {Was}); the checkpoint deletes the segments below")]
+    public static partial void StoreCut(ILogger logger, string store, long was, long begin);
 }

@@ -72,14 +72,14 @@ public sealed class DedupeReclaimTests
     {
         using var dir = new TempDir();
         var path = Path.Combine(dir.Path, "age-map");
-        var map = new DedupeAgeMap(path, TimeSpan.FromSeconds(64));
+        var map = new LogAgeMap(path, TimeSpan.FromSeconds(64));
         for (var t = 0; t < 200; t++)
             map.Record(t * 500L, 1000L + t); // every 0.5 s; spacing is 1 s
         Assert.Equal(100, map.Count);
         Assert.Equal(0, map.ExpiredBelow(63_999));
         Assert.Equal(1000, map.ExpiredBelow(64_000));
-        Assert.Equal(1000 + 20, new DedupeAgeMap(path, TimeSpan.FromSeconds(64)).ExpiredBelow(64_000 + 10_000));
+        Assert.Equal(1000 + 20, new LogAgeMap(path, TimeSpan.FromSeconds(64)).ExpiredBelow(64_000 + 10_000));
         map.Record(200_000, 500); // an address that went backwards (a restored older store) is not a valid sample
-        Assert.Equal(90, new DedupeAgeMap(path, TimeSpan.FromSeconds(64)).Count); // 10 dropped by the cut above, none added
+        Assert.Equal(90, new LogAgeMap(path, TimeSpan.FromSeconds(64)).Count); // 10 dropped by the cut above, none added
     }
 }

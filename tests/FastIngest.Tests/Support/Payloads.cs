@@ -24,6 +24,10 @@ internal static class Payloads
         return Envelope($$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"{{{PhoneNumberId}}}"},"statuses":[{{{items}}}]}""");
     }
 
+    /// <summary>One status webhook with Meta's <paramref name="timestamp"/> (Unix seconds).</summary>
+    public static byte[] Status(string wamid, string status, long timestamp, string recipient = "16505551234")
+        => Envelope($$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"{{{PhoneNumberId}}}"},"statuses":[{"id":"{{{wamid}}}","status":"{{{status}}}","timestamp":"{{{timestamp}}}","recipient_id":"{{{recipient}}}"}]}""");
+
     private static byte[] Envelope(string value)
         => Encoding.UTF8.GetBytes($$$"""{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{{{value}}},"field":"messages"}]}]}""");
 }

@@ -1,11 +1,13 @@
 using System.Globalization;
 using System.Text;
+using FASTER.core;
 
 namespace FastIngest.Storage;
 
 /// <summary>
-/// Maps time to the dedupe store's log: samples of (Unix ms, safe read-only address), taken after each checkpoint,
-/// so that the head of the log holding only marks older than the dedupe TTL can be cut.
+/// Maps time to a FASTER KV store's log: samples of (Unix ms, safe read-only address), taken after each checkpoint,
+/// so that the head of the log holding only records older than the store's TTL can be cut (the dedupe store, the
+/// delivery-state store).
 /// </summary>
 /// <remarks>
 /// <para>Why the read-only address: a record below it is never updated in place again (a later upsert of its key
@@ -16,14 +18,14 @@ namespace FastIngest.Storage;
 /// marks beyond it), in <c>age-map</c> next to the store, one <c>unixMs address</c> line each, rewritten atomically,
 /// so that the map outlives restarts.</para>
 /// </remarks>
-internal sealed class DedupeAgeMap
+internal sealed class LogAgeMap
 {
     private readonly string _path;
     private readonly long _ttlMs;
     private readonly long _spacingMs;
     private readonly List<(long UnixMs, long Address)> _samples = [];
 
-    public DedupeAgeMap(string path, TimeSpan ttl)
+    public LogAgeMap(string path, TimeSpan ttl)
     {
         _path = path;
         _ttlMs = (long)ttl.TotalMilliseconds;
@@ -72,6 +74,22 @@ internal sealed class DedupeAgeMap
             Save();
         }
         return address;
+    }
+
+    /// <summary>
+    /// Moves <paramref name="log"/>'s begin past records older than the TTL (snapped to a page start, and no further
+    /// than what is only on disk); the next checkpoint deletes the segment files below it. A lookup of a cut key
+    /// finds nothing, which is what an expired record means anyway. Returns the old begin when it moved, else -1.
+    /// </summary>
+    public long CutExpired<TKey, TValue>(LogAccessor<TKey, TValue> log, long nowUnixMs)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        var cut = Math.Min(ExpiredBelow(nowUnixMs), log.HeadAddress);
+        var begin = log.BeginAddress;
+        if (cut <= begin)
+            return -1;
+        log.ShiftBeginAddress(cut, snapToPageStart: true, truncateLog: false);
+        return begin;
     }
 
     private void Save()

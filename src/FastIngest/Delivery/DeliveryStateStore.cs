@@ -1,0 +1,187 @@
+using System.Text;
+using FastIngest.Ingest;
+using FastIngest.Storage;
+using FASTER.core;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Delivery;
+
+/// <summary>A message's delivery state as <c>GET /v1/messages/{wamid}</c> shows it.</summary>
+/// <param name="Tenant">The tenant whose webhooks reported it.</param>
+/// <param name="Wamid">The message id.</param>
+/// <param name="Status">The current status.</param>
+/// <param name="MetaUnixSeconds">Meta's timestamp of the current status (Unix seconds).</param>
+/// <param name="Changes">Status webhooks applied, stale ones included.</param>
+/// <param name="History">The last <see cref="DeliveryState.HistoryCapacity"/> of them, oldest first.</param>
+public sealed record MessageDelivery(string Tenant, string Wamid, MessageStatus Status, long MetaUnixSeconds, int Changes, IReadOnlyList<StatusChange> History);
+
+/// <summary>
+/// The delivery-state store: a FASTER KV of (tenant, wamid) → <see cref="DeliveryState"/> under
+/// <c>DataDir/state/</c>, fed by the dispatchers with every status webhook they read from the event log, in log
+/// order, and checkpointed with the dedupe store. Records untouched for longer than its TTL are cut at checkpoints.
+/// </summary>
+/// <remarks>
+/// Each key is only ever written by its tenant's dispatcher reader (one task), so read-then-upsert needs no lock;
+/// readers (the HTTP API) may run alongside. Sessions are pooled and used by one thread at a time, never across an
+/// await. After a restart the dispatchers read the log from its begin again and re-apply what the checkpoint
+/// missed; <see cref="DeliveryState.Apply"/> is idempotent for that.
+/// </remarks>
+public sealed class DeliveryStateStore : IDisposable
+{
+    private readonly FasterKV<DedupeKey, DeliveryState> _kv;
+    private readonly FasterKVSettings<DedupeKey, DeliveryState> _settings;
+    private readonly SyncFileDevice _device;
+    private readonly Stack<ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>>> _sessions = new();
+    private readonly SemaphoreSlim _checkpointGate = new(1, 1);
+    private readonly LogAgeMap _ageMap;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    /// <summary>Opens (recovering the latest checkpoint) the store in <paramref name="directory"/>.</summary>
+    /// <param name="directory">Where its log and checkpoints live.</param>
+    /// <param name="indexBytes">Hash index bytes (a power of two; 8 per slot, aim for 16 per message in the TTL).</param>
+    /// <param name="memoryBytes">In-memory part of its log (each message is one 144-byte record).</param>
+    /// <param name="ttl">How long a message's state is kept after its last status.</param>
+    /// <param name="time">The clock of the TTL.</param>
+    /// <param name="logger">Where cuts are reported.</param>
+    public DeliveryStateStore(string directory, long indexBytes, long memoryBytes, TimeSpan ttl, TimeProvider time, ILogger logger)
+    {
+        Directory.CreateDirectory(directory);
+        _time = time;
+        _logger = logger;
+        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
+        _settings = KvSettings.Create<DeliveryState>(directory, _device, indexBytes, memoryBytes);
+        _kv = new FasterKV<DedupeKey, DeliveryState>(_settings);
+        _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), ttl);
+    }
+
+    /// <summary>Bytes of the store's log from its begin to its tail.</summary>
+    public long LogBytes => _kv.Log.TailAddress - _kv.Log.BeginAddress;
+
+    /// <summary>The store key of a message: like an event id's, in a namespace of its own.</summary>
+    internal static DedupeKey KeyOf(ReadOnlySpan<byte> tenantUtf8, ReadOnlySpan<byte> wamid)
+    {
+        Span<byte> id = stackalloc byte[6 + wamid.Length];
+        "state:"u8.CopyTo(id);
+        wamid.CopyTo(id[6..]);
+        return EventIdentity.Key(tenantUtf8, id);
+    }
+
+    /// <summary>
+    /// Applies one status webhook of <paramref name="wamid"/> (see <see cref="DeliveryState.Apply"/>) and returns
+    /// whether it was stale. Synchronous; call from the tenant's dispatcher reader only.
+    /// </summary>
+    internal bool Apply(ReadOnlySpan<byte> tenantUtf8, ReadOnlySpan<byte> wamid, MessageStatus status, long metaUnixSeconds, long receivedUnixMs)
+    {
+        if (status == MessageStatus.None || wamid.IsEmpty)
+            return false;
+        var key = KeyOf(tenantUtf8, wamid);
+        var session = Rent();
+        try
+        {
+            Read(session, ref key, out var state);
+            var stale = state.Apply(status, metaUnixSeconds, receivedUnixMs);
+            if (session.Upsert(ref key, ref state).IsPending)
+                session.CompletePending(wait: true);
+            return stale;
+        }
+        finally
+        {
+            Return(session);
+        }
+    }
+
+    /// <summary>The state of <paramref name="wamid"/> as reported to <paramref name="tenant"/>, or null if none is known.</summary>
+    public MessageDelivery? Find(string tenant, string wamid)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(wamid);
+        var key = KeyOf(Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(wamid));
+        var session = Rent();
+        DeliveryState state;
+        try
+        {
+            if (!Read(session, ref key, out state))
+                return null;
+        }
+        finally
+        {
+            Return(session);
+        }
+        var history = new StatusChange[state.HistoryCount];
+        for (var i = 0; i < history.Length; i++)
+            history[i] = state.HistoryAt(i);
+        return new MessageDelivery(tenant, wamid, state.Status, state.MetaUnixSeconds, state.Changes, history);
+    }
+
+    private static bool Read(ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>> session, ref DedupeKey key, out DeliveryState state)
+    {
+        state = default;
+        var status = session.Read(ref key, ref state);
+        if (status.IsPending)
+        {
+            session.CompletePendingWithOutputs(out var outputs, wait: true);
+            using (outputs)
+            {
+                if (outputs.Next())
+                {
+                    status = outputs.Current.Status;
+                    state = outputs.Current.Output;
+                }
+            }
+        }
+        if (!status.Found)
+            state = default;
+        return status.Found;
+    }
+
+    /// <summary>Cuts records past the TTL, then takes a full (fold-over) checkpoint.</summary>
+    /// <exception cref="InvalidOperationException">FASTER refused the checkpoint.</exception>
+    public async Task CheckpointAsync(CancellationToken cancellationToken = default)
+    {
+        await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_ageMap.CutExpired(_kv.Log, _time.GetUtcNow().ToUnixTimeMilliseconds()) is var was and >= 0)
+                StorageLog.StoreCut(_logger, "delivery-state", was, _kv.Log.BeginAddress);
+            var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            if (!success)
+                throw new InvalidOperationException("FASTER refused the delivery-state checkpoint (another one in progress)");
+            _ageMap.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
+        }
+        finally
+        {
+            _checkpointGate.Release();
+        }
+    }
+
+    private ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>> Rent()
+    {
+        lock (_sessions)
+        {
+            if (_sessions.TryPop(out var s))
+                return s;
+        }
+        return _kv.For(new SimpleFunctions<DedupeKey, DeliveryState, Empty>()).NewSession<SimpleFunctions<DedupeKey, DeliveryState, Empty>>();
+    }
+
+    private void Return(ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>> session)
+    {
+        lock (_sessions)
+            _sessions.Push(session);
+    }
+
+    /// <summary>Disposes the sessions and the store (checkpoint first to keep recent states).</summary>
+    public void Dispose()
+    {
+        lock (_sessions)
+        {
+            while (_sessions.TryPop(out var s))
+                s.Dispose();
+        }
+        _kv.Dispose();
+        _settings.Dispose();
+        _device.Dispose();
+        _checkpointGate.Dispose();
+    }
+}

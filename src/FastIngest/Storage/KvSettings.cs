@@ -1,0 +1,34 @@
+using FASTER.core;
+
+namespace FastIngest.Storage;
+
+/// <summary>The FASTER KV settings FastIngest's stores share (16-byte <see cref="DedupeKey"/> keys, blittable values).</summary>
+internal static class KvSettings
+{
+    /// <summary>
+    /// Settings for a store in <paramref name="directory"/> on <paramref name="device"/>: a hash index of
+    /// <paramref name="indexBytes"/> (power of two), <paramref name="memoryBytes"/> of log in memory in 16 pages
+    /// (64 KB to 32 MB each, all allocated up front), segments of a quarter of that (at most 64 MB) so that cutting the
+    /// head gives disk back in small steps, checkpoints under <c>checkpoints/</c> (outdated ones removed), and the latest
+    /// checkpoint recovered on open.
+    /// </summary>
+    public static FasterKVSettings<DedupeKey, TValue> Create<TValue>(string directory, IDevice device, long indexBytes, long memoryBytes)
+        where TValue : new()
+    {
+        var pageBytes = Math.Clamp(memoryBytes / 16, 1L << 16, 1L << 25);
+        return new FasterKVSettings<DedupeKey, TValue>(directory, deleteDirOnDispose: false)
+        {
+            LogDevice = device,
+            CheckpointManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "checkpoints")), removeOutdated: true),
+            IndexSize = indexBytes,
+            MemorySize = Math.Max(memoryBytes, pageBytes * 4),
+            PageSize = pageBytes,
+            SegmentSize = Math.Clamp(memoryBytes / 4, pageBytes, 1L << 26),
+            EqualityComparer = DedupeKeyComparer.Instance,
+            TryRecoverLatest = true,
+            RemoveOutdatedCheckpoints = true,
+            // All in-memory pages up front: memory is flat from the start and inserts never allocate a page.
+            PreallocateLog = true,
+        };
+    }
+}
