@@ -13,8 +13,13 @@ internal static partial class DispatchLog
     [LoggerMessage(3003, LogLevel.Warning, "Forward of {EventId} for tenant {Tenant} failed (attempt {Attempt}): {Detail}; retrying in {DelayMs} ms")]
     public static partial void DeliveryFailed(ILogger logger, string tenant, string eventId, int attempt, string detail, long delayMs);
 
-    [LoggerMessage(3004, LogLevel.Debug, "Forwarded {EventId} for tenant {Tenant} (attempts: {Attempts})")]
-    public static partial void Delivered(ILogger logger, string tenant, string eventId, int attempts);
+    /// <summary>
+    /// The one line per event with its final outcome (<c>delivered</c>, <c>dead_lettered</c>, <c>stale_dropped</c>), on
+    /// the <c>FastIngest.Events</c> category so an operator can turn it off on its own
+    /// (<c>Logging:LogLevel:FastIngest.Events=None</c>).
+    /// </summary>
+    [LoggerMessage(3004, LogLevel.Information, "Event {EventId} of tenant {Tenant}: {Outcome} after {Attempts} attempts, {AgeMs} ms after it was received")]
+    public static partial void Outcome(ILogger logger, string eventId, string tenant, string outcome, int attempts, long ageMs);
 
     [LoggerMessage(3005, LogLevel.Error, "Dead-lettered {EventId} of tenant {Tenant} after {Attempts} attempts: {Reason} (dead letter {DeadLetterId})")]
     public static partial void DeadLettered(ILogger logger, string tenant, string eventId, int attempts, string reason, long deadLetterId);
@@ -28,6 +33,4 @@ internal static partial class DispatchLog
     [LoggerMessage(3008, LogLevel.Information, "Circuit to {Destination} closed: tenant {Tenant}'s delivery got through")]
     public static partial void CircuitClosed(ILogger logger, string destination, string tenant);
 
-    [LoggerMessage(3009, LogLevel.Debug, "Stale status {EventId} of tenant {Tenant} not forwarded (Forward:StaleStatuses=Drop)")]
-    public static partial void StaleDropped(ILogger logger, string tenant, string eventId);
 }

@@ -30,6 +30,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private static readonly TimeSpan s_maxRetryAfter = TimeSpan.FromHours(1);
     private readonly AckSet _acked;
     private readonly ILogger _logger;
+    private readonly ILogger _outcomes;
     private readonly TimeProvider _time;
     private readonly Channel<ForwardItem>[] _lanes;
     private readonly Queue<BatchTracker> _outstanding = new();
@@ -48,7 +49,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private long _staleDropped;
     private Task _running = Task.CompletedTask;
 
-    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger)
+    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger)
     {
         _deadLetters = deadLetters;
         _breaker = breaker;
@@ -59,6 +60,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         _acked = acked;
         _time = time;
         _logger = logger;
+        _outcomes = eventsLogger;
         _options = tenant.Options.Forward;
         _scannedUntil = startAddress;
         _lanes = new Channel<ForwardItem>[_options.Concurrency];
@@ -360,19 +362,10 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex), out _))
             await Task.Delay(1, _abort.Token).ConfigureAwait(false);
         item.Batch.CompleteOne();
-        if (deadLettered)
-        {
-            Interlocked.Increment(ref _deadLettered);
-            return;
-        }
-        if (dropped)
-        {
-            Interlocked.Increment(ref _staleDropped);
-            DispatchLog.StaleDropped(_logger, _tenant.Id, item.EventId);
-            return;
-        }
-        Interlocked.Increment(ref _delivered);
-        DispatchLog.Delivered(_logger, _tenant.Id, item.EventId, item.Attempts);
+        var outcome = deadLettered ? "dead_lettered" : dropped ? "stale_dropped" : "delivered";
+        Interlocked.Increment(ref deadLettered ? ref _deadLettered : ref dropped ? ref _staleDropped : ref _delivered);
+        if (_outcomes.IsEnabled(LogLevel.Information))
+            DispatchLog.Outcome(_outcomes, item.EventId, _tenant.Id, outcome, item.Attempts, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.ReceivedUnixMs);
     }
 
     /// <summary>Why to stop retrying: a permanent refusal, or past <c>MaxAttempts</c> or <c>MaxAge</c>; null to retry.</summary>

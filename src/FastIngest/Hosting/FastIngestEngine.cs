@@ -91,7 +91,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                 breaker = new CircuitBreaker(target.Describe, forward.BreakerFailures, forward.BreakDuration, forward.MaxBackoff > forward.BreakDuration ? forward.MaxBackoff : forward.BreakDuration, _time);
                 breakers.Add(target.Describe, breaker);
             }
-            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch")));
+            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events")));
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
 
