@@ -89,6 +89,19 @@ public sealed class TenantOptions
 
     /// <summary><c>Forward</c>: where this tenant's events go.</summary>
     public ForwardOptions Forward { get; set; } = new();
+
+    /// <summary>
+    /// <c>InboundSilence</c>: no inbound message (statuses do not count) for longer than this, inside
+    /// <see cref="ActiveHours"/>, fails <c>/readyz</c>, sets <c>fastingest_inbound_silent</c> and logs a warning:
+    /// the silent outage. 0 (default) turns the check off.
+    /// </summary>
+    public TimeSpan InboundSilence { get; set; }
+
+    /// <summary><c>ActiveHours</c>: when silence counts, <c>HH:mm-HH:mm</c> in <see cref="TimeZone"/> (may wrap midnight); empty: all day.</summary>
+    public string? ActiveHours { get; set; }
+
+    /// <summary><c>TimeZone</c>: time zone of <see cref="ActiveHours"/> (IANA id, e.g. <c>America/Sao_Paulo</c>). Default <c>UTC</c>.</summary>
+    public string TimeZone { get; set; } = "UTC";
 }
 
 /// <summary><c>FastIngest:Tenants:{i}:Forward</c>: delivery of a tenant's events to its bot.</summary>
@@ -153,9 +166,13 @@ public sealed class ForwardOptions
     /// <c>StaleStatuses</c>: what to do with a status webhook behind the message's delivery state (a
     /// <c>delivered</c> after <c>read</c>, anything after <c>failed</c>). <see cref="StaleStatusHandling.Forward"/>
     /// (default) sends it with <c>X-FastIngest-Stale: true</c>; <see cref="StaleStatusHandling.Drop"/> records it in
-    /// the history and does not send it.
+    /// the history and does not send it. (A string, so that a bad value is reported with its key.)
     /// </summary>
-    public StaleStatusHandling StaleStatuses { get; set; } = StaleStatusHandling.Forward;
+    public string StaleStatuses { get; set; } = nameof(StaleStatusHandling.Forward);
+
+    /// <summary><see cref="StaleStatuses"/> parsed (case-insensitive); <see cref="StaleStatusHandling.Forward"/> for anything else (validation refuses that).</summary>
+    public StaleStatusHandling StaleStatusHandling
+        => Enum.TryParse<StaleStatusHandling>(StaleStatuses, ignoreCase: true, out var v) ? v : StaleStatusHandling.Forward;
 }
 
 /// <summary>Values of <c>Forward:StaleStatuses</c>.</summary>

@@ -98,6 +98,18 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:AppSecret", "is required");
             if (string.IsNullOrEmpty(t.VerifyToken))
                 throw new ConfigurationException($"{k}:VerifyToken", "is required");
+            if (t.InboundSilence < TimeSpan.Zero)
+                throw new ConfigurationException($"{k}:InboundSilence", "must be 0 (off) or positive");
+            try
+            {
+                Tenancy.InboundSilence.ParseActiveHours(t.ActiveHours);
+            }
+            catch (FormatException ex)
+            {
+                throw new ConfigurationException($"{k}:ActiveHours", ex.Message);
+            }
+            if (!TimeZoneInfo.TryFindSystemTimeZoneById(t.TimeZone ?? "", out _))
+                throw new ConfigurationException($"{k}:TimeZone", $"'{t.TimeZone}' is not a time zone id of this system (e.g. UTC, Europe/Berlin)");
             var f = t.Forward;
             if (!string.IsNullOrEmpty(f.Url))
             {
@@ -122,7 +134,7 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:MaxAge", "must be positive");
             if (f.BreakerFailures is < 0 or > 1_000_000)
                 throw new ConfigurationException($"{k}:Forward:BreakerFailures", "must be 0 (no breaker) to 1000000");
-            if (!Enum.IsDefined(f.StaleStatuses))
+            if (!Enum.TryParse<StaleStatusHandling>(f.StaleStatuses, ignoreCase: true, out var stale) || !Enum.IsDefined(stale) || int.TryParse(f.StaleStatuses, out _))
                 throw new ConfigurationException($"{k}:Forward:StaleStatuses", "must be Forward or Drop");
             if (f.BreakDuration <= TimeSpan.Zero)
                 throw new ConfigurationException($"{k}:Forward:BreakDuration", "must be positive");

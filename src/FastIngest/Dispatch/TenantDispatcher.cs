@@ -305,7 +305,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private async Task DeliverAsync(ForwardItem item, CancellationToken ct)
     {
         var deadLettered = false;
-        var dropped = item.Stale && _options.StaleStatuses == StaleStatusHandling.Drop;
+        var dropped = item.Stale && _options.StaleStatusHandling == StaleStatusHandling.Drop;
         while (!dropped)
         {
             // Waiting out an open breaker is not an attempt: it spends neither MaxAttempts nor backoff.

@@ -114,7 +114,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>
     /// Why the server should not get traffic now, one line per reason (empty when ready): the event log failed a
-    /// write, <c>DataDir</c> is over its quota, or a tenant's oldest undelivered event is older than its
+    /// write, <c>DataDir</c> is over its quota, a tenant has had no inbound message for longer than its
+    /// <c>InboundSilence</c> inside its active hours, or a tenant's oldest undelivered event is older than its
     /// <c>Forward:MaxBacklogAge</c>.
     /// </summary>
     public IReadOnlyList<string> NotReadyReasons()
@@ -124,6 +125,12 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
         if (OverDiskQuota)
             reasons.Add($"disk: DataDir holds {DataDirBytes} bytes, over Storage:MaxDiskBytes {_options.Storage.MaxDiskBytes}; webhooks get 503");
+        var now = _time.GetUtcNow();
+        foreach (var t in Tenants.All)
+        {
+            if (t.Silence.IsSilent(now))
+                reasons.Add($"tenant {t.Id}: no inbound message for {t.Silence.SecondsSinceMessage(now.ToUnixTimeMilliseconds()):0} s, over InboundSilence {t.Options.InboundSilence.TotalSeconds:0} s inside its active hours (is Meta still sending to this webhook?)");
+        }
         foreach (var d in _dispatchers)
         {
             var stats = d.Stats();
@@ -169,10 +176,29 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                 Interlocked.Exchange(ref _dataDirBytes, MeasureDataDir());
                 if (OverDiskQuota != was)
                     StorageLog.DiskQuota(_logger, OverDiskQuota, DataDirBytes, _options.Storage.MaxDiskBytes);
+                WatchSilence();
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+        }
+    }
+
+    private readonly HashSet<string> _silent = new(StringComparer.Ordinal);
+
+    /// <summary>Logs each tenant's inbound silence when it starts and when it ends (checked every second).</summary>
+    private void WatchSilence()
+    {
+        var now = _time.GetUtcNow();
+        foreach (var t in Tenants.All)
+        {
+            if (!t.Silence.Enabled)
+                continue;
+            var silent = t.Silence.IsSilent(now);
+            if (silent && _silent.Add(t.Id))
+                EngineLog.InboundSilent(_logger, t.Id, t.Silence.SecondsSinceMessage(now.ToUnixTimeMilliseconds()), t.Options.InboundSilence.TotalSeconds);
+            else if (!silent && _silent.Remove(t.Id))
+                EngineLog.InboundResumed(_logger, t.Id);
         }
     }
 
@@ -388,6 +414,12 @@ internal static partial class EngineLog
 
     [LoggerMessage(4004, LogLevel.Information, "Stopped {ShutdownMs:F0} ms after the shutdown began: {Commits} group commits of the event log (mean {MeanCommitMs:F2} ms), {Delivered} events delivered")]
     public static partial void Stopped(ILogger logger, long commits, double meanCommitMs, long delivered, double shutdownMs);
+
+    [LoggerMessage(4005, LogLevel.Warning, "Tenant {Tenant}: no inbound message for {Seconds:0} s (InboundSilence {LimitSeconds:0} s, inside active hours): is Meta still sending to this webhook?")]
+    public static partial void InboundSilent(ILogger logger, string tenant, double seconds, double limitSeconds);
+
+    [LoggerMessage(4006, LogLevel.Information, "Tenant {Tenant}: inbound messages again (or outside active hours)")]
+    public static partial void InboundResumed(ILogger logger, string tenant);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

@@ -90,6 +90,14 @@ public sealed class IngestPipeline
         var n = scratch.Events.Count;
         if (n == 0)
             return new IngestOutcome(IngestStatus.Accepted, 0, 0, -1, null);
+        for (var i = 0; i < n; i++)
+        {
+            if (scratch.Events[i].Kind == WebhookEventKind.Message)
+            {
+                tenant.Silence.MessageSeen(now);
+                break;
+            }
+        }
         scratch.EnsureCapacity(n);
 
         Span<byte> id = stackalloc byte[EventIdentity.MaxLength];

@@ -20,6 +20,7 @@ public sealed class Tenant : IDisposable
         AppSecret = Encoding.UTF8.GetBytes(options.AppSecret);
         VerifyToken = Encoding.UTF8.GetBytes(options.VerifyToken);
         ForwardSecret = options.Forward.Secret is { Length: > 0 } s ? Encoding.UTF8.GetBytes(s) : [];
+        Silence = new InboundSilence(options, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         _inboundHmac = new ThreadLocal<IncrementalHash>(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, AppSecret));
     }
 
@@ -45,6 +46,9 @@ public sealed class Tenant : IDisposable
 
     /// <summary>The HMAC key of forwarded requests' <c>X-Hub-Signature-256</c>, UTF-8; empty without a forward URL.</summary>
     public byte[] ForwardSecret { get; }
+
+    /// <summary>The inbound-silence check (when was the last inbound message).</summary>
+    public InboundSilence Silence { get; }
 
     /// <summary>The options it was built from.</summary>
     public TenantOptions Options { get; }

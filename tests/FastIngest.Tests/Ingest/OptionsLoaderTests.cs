@@ -39,12 +39,21 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:DedupeTtl", "-1.00:00:00", "FastIngest:DedupeTtl")]
     [InlineData("FastIngest:DedupeTtl", "seven days", "FastIngest:DedupeTtl")]
     [InlineData("FastIngest:Storage:DedupeIndexBytes", "1000000", "FastIngest:Storage:DedupeIndexBytes")]
+    [InlineData("FastIngest:Storage:StateIndexBytes", "1000000", "FastIngest:Storage:StateIndexBytes")]
+    [InlineData("FastIngest:DeliveryStateTtl", "00:00:00", "FastIngest:DeliveryStateTtl")]
+    [InlineData("FastIngest:ShutdownTimeout", "00:00:00", "FastIngest:ShutdownTimeout")]
+    [InlineData("FastIngest:Tenants:0:Forward:BreakerFailures", "-1", "FastIngest:Tenants:0:Forward:BreakerFailures")]
+    [InlineData("FastIngest:Tenants:0:Forward:BreakDuration", "00:00:00", "FastIngest:Tenants:0:Forward:BreakDuration")]
+    [InlineData("FastIngest:Tenants:0:Forward:StaleStatuses", "Sometimes", "FastIngest:Tenants:0:Forward:StaleStatuses")]
+    [InlineData("FastIngest:Tenants:0:ActiveHours", "8-20", "FastIngest:Tenants:0:ActiveHours")]
+    [InlineData("FastIngest:Tenants:0:TimeZone", "Mars/Olympus_Mons", "FastIngest:Tenants:0:TimeZone")]
+    [InlineData("FastIngest:Tenants:0:InboundSilence", "-00:01:00", "FastIngest:Tenants:0:InboundSilence")]
     public void A_bad_setting_fails_with_one_line_naming_its_key(string key, string value, string named)
     {
         var values = Good();
         values[key] = value;
         var ex = Assert.Throws<ConfigurationException>(() => Load(values));
-        Assert.StartsWith(named, ex.Message, StringComparison.Ordinal);
+        Assert.True(ex.Message.StartsWith(named, StringComparison.Ordinal), ex.Message + " | " + ex.InnerException?.Message);
         Assert.DoesNotContain('\n', ex.Message);
     }
 
