@@ -4,12 +4,13 @@ using System.Net.Http.Headers;
 namespace FastIngest.Server;
 
 /// <summary>
-/// <c>fastingest deadletters ...</c>: the dead-letter queue of a running server, through its admin API.
+/// <c>fastingest deadletters ...</c> and <c>fastingest quarantine ...</c>: the dead-letter queue and the quarantine
+/// of a running server, through its admin API.
 /// <code>
-/// fastingest deadletters list    [--tenant T]
-/// fastingest deadletters show    ID
-/// fastingest deadletters replay  [--tenant T | --id ID]     (no filter: all)
-/// fastingest deadletters discard ID
+/// fastingest deadletters|quarantine list    [--tenant T]
+/// fastingest deadletters|quarantine show    ID
+/// fastingest deadletters|quarantine replay  [--tenant T | --id ID]     (no filter: all)
+/// fastingest deadletters|quarantine discard ID
 ///   --url URL      the server (default http://localhost:5000, or FASTINGEST_URL)
 ///   --token TOKEN  FastIngest:AdminToken (default: FASTINGEST_ADMIN_TOKEN)
 /// </code>
@@ -18,14 +19,24 @@ namespace FastIngest.Server;
 /// </summary>
 public static class AdminCli
 {
-    /// <summary>The first argument that selects this command line.</summary>
+    /// <summary>The first argument that selects the dead-letter command line.</summary>
     public const string Command = "deadletters";
 
-    private const string Usage = "usage: fastingest deadletters list [--tenant T] | show ID | replay [--tenant T | --id ID] | discard ID  [--url URL] [--token TOKEN]";
+    /// <summary>The first argument that selects the quarantine command line.</summary>
+    public const string QuarantineCommand = "quarantine";
 
-    /// <summary>Runs one command; writes the JSON answer to <paramref name="output"/>.</summary>
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error)
+    private const string Usage = "usage: fastingest deadletters|quarantine list [--tenant T] | show ID | replay [--tenant T | --id ID] | discard ID  [--url URL] [--token TOKEN]";
+
+    /// <summary>Runs one dead-letter command; writes the JSON answer to <paramref name="output"/>.</summary>
+    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error) => RunAsync(Command, args, output, error);
+
+    /// <summary>
+    /// Runs one command on <paramref name="resource"/> (<see cref="Command"/> or <see cref="QuarantineCommand"/>);
+    /// writes the JSON answer to <paramref name="output"/>.
+    /// </summary>
+    public static async Task<int> RunAsync(string resource, string[] args, TextWriter output, TextWriter error)
     {
+        ArgumentNullException.ThrowIfNull(resource);
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(error);
@@ -58,13 +69,13 @@ public static class AdminCli
         switch (positional.FirstOrDefault())
         {
             case "list" when positional.Count == 1:
-                (method, path) = (HttpMethod.Get, "/admin/deadletters" + query);
+                (method, path) = (HttpMethod.Get, $"/admin/{resource}" + query);
                 break;
             case "show" when positional.Count == 2 && IsId(positional[1]):
-                (method, path) = (HttpMethod.Get, "/admin/deadletters/" + positional[1]);
+                (method, path) = (HttpMethod.Get, $"/admin/{resource}/" + positional[1]);
                 break;
             case "discard" when positional.Count == 2 && IsId(positional[1]):
-                (method, path) = (HttpMethod.Delete, "/admin/deadletters/" + positional[1]);
+                (method, path) = (HttpMethod.Delete, $"/admin/{resource}/" + positional[1]);
                 break;
             case "replay" when positional.Count == 1:
                 if (named.TryGetValue("--id", out var id))
@@ -73,7 +84,7 @@ public static class AdminCli
                         return Fail(error, "replay takes --tenant or one numeric --id, not both");
                     query = "?id=" + id;
                 }
-                (method, path) = (HttpMethod.Post, "/admin/deadletters/replay" + query);
+                (method, path) = (HttpMethod.Post, $"/admin/{resource}/replay" + query);
                 break;
             default:
                 return Fail(error, "unknown or incomplete command");

@@ -62,14 +62,14 @@ public static class FastIngestServer
     }
 
     /// <summary>
-    /// Runs the server until SIGTERM or Ctrl+C (exit code 2 for a configuration error), or, with <c>deadletters</c> as
-    /// the first argument, the operator's command line against a running server (see <see cref="AdminCli"/>).
+    /// Runs the server until SIGTERM or Ctrl+C (exit code 2 for a configuration error), or, with <c>deadletters</c> or
+    /// <c>quarantine</c> as the first argument, the operator's command line against a running server (see <see cref="AdminCli"/>).
     /// </summary>
     public static int Main(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Length > 0 && args[0] == AdminCli.Command)
-            return AdminCli.RunAsync(args[1..], Console.Out, Console.Error).GetAwaiter().GetResult();
+        if (args.Length > 0 && args[0] is AdminCli.Command or AdminCli.QuarantineCommand)
+            return AdminCli.RunAsync(args[0], args[1..], Console.Out, Console.Error).GetAwaiter().GetResult();
         WebApplication app;
         try
         {

@@ -5,6 +5,7 @@ using System.Text.Json;
 using FastIngest.Delivery;
 using FastIngest.Dispatch;
 using FastIngest.Hosting;
+using FastIngest.Ingest;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -20,6 +21,10 @@ namespace FastIngest.Admin;
 /// <item><c>GET /admin/deadletters/{id}</c>: the entry plus <c>"payload"</c>, the JSON that was forwarded; 404 if not open.</item>
 /// <item><c>POST /admin/deadletters/replay[?tenant=T | ?id=N]</c>: puts entries back for delivery; <c>{"replayed":n}</c>.</item>
 /// <item><c>DELETE /admin/deadletters/{id}</c>: discards one; <c>{"discarded":1}</c>, 404 if not open.</item>
+/// <item><c>GET /admin/quarantine[?tenant=T]</c>: open quarantined payloads, <c>{"count","items":[{"id","tenant","reason","receivedAt","payloadBytes"}]}</c>;
+/// <c>GET /admin/quarantine/{id}</c> adds <c>"payloadBase64"</c> and, when it is UTF-8, <c>"payloadText"</c>;
+/// <c>POST /admin/quarantine/replay[?tenant=T | ?id=N]</c> runs them through today's parser, <c>{"replayed","unparseable"}</c>;
+/// <c>DELETE /admin/quarantine/{id}</c> discards one.</item>
 /// <item><c>GET /v1/messages/{wamid}[?tenant=T]</c>: the message's delivery state from the status webhooks received,
 /// <c>{"tenant","wamid","status","timestamp","changes","history":[{"status","timestamp","receivedAt","stale"}...]}</c>
 /// (<c>timestamp</c> is Meta's, Unix seconds; history oldest first, the last 6); 404 if no status of it is known.
@@ -97,6 +102,85 @@ public static class AdminEndpoints
         }));
 
         MapMessages(endpoints, engine, token);
+        MapQuarantine(endpoints, engine, token);
+    }
+
+    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[]? token)
+    {
+        var quarantine = engine.Quarantine;
+        endpoints.MapMethods("/admin/quarantine", ["GET"], Guard(token, context =>
+        {
+            var tenant = context.Request.Query["tenant"].ToString();
+            var items = quarantine.List(tenant.Length == 0 ? null : tenant);
+            return Json(context, 200, w =>
+            {
+                w.WriteNumber("count", items.Count);
+                w.WriteStartArray("items");
+                foreach (var q in items)
+                {
+                    w.WriteStartObject();
+                    WriteQuarantined(w, q);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+            });
+        }));
+
+        endpoints.MapMethods("/admin/quarantine/{id:long}", ["GET"], Guard(token, context =>
+        {
+            var id = Id(context);
+            if (quarantine.Find(id) is not { } found)
+                return Json(context, 404, w => w.WriteString("error", $"no open quarantined payload {id}"));
+            return Json(context, 200, w =>
+            {
+                WriteQuarantined(w, found.Entry);
+                w.WriteBase64String("payloadBase64", found.Body);
+                if (System.Text.Unicode.Utf8.IsValid(found.Body))
+                    w.WriteString("payloadText", Encoding.UTF8.GetString(found.Body));
+            });
+        }));
+
+        endpoints.MapMethods("/admin/quarantine/{id:long}", ["DELETE"], Guard(token, async context =>
+        {
+            var id = Id(context);
+            if (!await quarantine.ResolveAsync(id, QuarantineResolution.Discarded, context.RequestAborted).ConfigureAwait(false))
+            {
+                await Json(context, 404, w => w.WriteString("error", $"no open quarantined payload {id}")).ConfigureAwait(false);
+                return;
+            }
+            await Json(context, 200, w => w.WriteNumber("discarded", 1)).ConfigureAwait(false);
+        }));
+
+        endpoints.MapMethods("/admin/quarantine/replay", ["POST"], Guard(token, async context =>
+        {
+            var query = context.Request.Query;
+            var tenant = query["tenant"].ToString();
+            long? id = null;
+            if (query.ContainsKey("id"))
+            {
+                if (!long.TryParse(query["id"], NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+                {
+                    await Json(context, 400, w => w.WriteString("error", "id must be a quarantine id (a number)")).ConfigureAwait(false);
+                    return;
+                }
+                id = parsed;
+            }
+            var (replayed, unparseable) = await engine.ReplayQuarantineAsync(tenant.Length == 0 ? null : tenant, id, context.RequestAborted).ConfigureAwait(false);
+            await Json(context, 200, w =>
+            {
+                w.WriteNumber("replayed", replayed);
+                w.WriteNumber("unparseable", unparseable);
+            }).ConfigureAwait(false);
+        }));
+    }
+
+    private static void WriteQuarantined(Utf8JsonWriter w, QuarantinedPayload q)
+    {
+        w.WriteNumber("id", q.Id);
+        w.WriteString("tenant", q.Tenant);
+        w.WriteString("reason", q.Reason);
+        w.WriteString("receivedAt", DateTimeOffset.FromUnixTimeMilliseconds(q.ReceivedUnixMs));
+        w.WriteNumber("payloadBytes", q.PayloadBytes);
     }
 
     private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[]? token)

@@ -64,6 +64,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
         _states = new DeliveryStateStore(Path.Combine(dataDir, "state"), options.Storage.StateIndexBytes, options.Storage.StateMemoryBytes, options.DeliveryStateTtl, _time, loggerFactory.CreateLogger("FastIngest.DeliveryState"));
 
+        Quarantine = new QuarantineLog(_quarantine);
         var recoveredTail = _log.CommittedUntilAddress;
         Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"));
 
@@ -216,6 +217,45 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>Events delivered to bots since start, over all tenants.</summary>
     public long Delivered => _dispatchers.Sum(d => d.Delivered);
+
+    /// <summary>The quarantine log (<c>DataDir/quarantine/</c>): authentic payloads that did not parse.</summary>
+    public QuarantineLog Quarantine { get; }
+
+    /// <summary>
+    /// Runs quarantined payloads (one, one tenant's, or all) through today's parser: each that parses now is ingested
+    /// like a webhook (deduped, committed to the event log, then delivered) and marked replayed; the rest stay.
+    /// Payloads of a tenant no longer configured stay. Returns (replayed, still unparseable).
+    /// </summary>
+    public async Task<(int Replayed, int Unparseable)> ReplayQuarantineAsync(string? tenant, long? id, CancellationToken cancellationToken = default)
+    {
+        var replayed = 0;
+        var unparseable = 0;
+        using var events = new Parsing.EventBuffer(64);
+        foreach (var entry in Quarantine.List(tenant))
+        {
+            if ((id is { } one && entry.Id != one) || Tenants.Find(entry.Tenant) is not { } owner || Quarantine.Find(entry.Id) is not { } found)
+                continue;
+            if (!Parsing.WebhookParser.Parse(found.Body, events).Success)
+            {
+                unparseable++;
+                continue;
+            }
+            var outcome = Pipeline.Accept(owner, found.Body, found.Body.Length);
+            while (outcome.Status == IngestStatus.Backpressure)
+            {
+                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
+                outcome = Pipeline.Accept(owner, found.Body, found.Body.Length);
+            }
+            if (outcome.WaitLog is { } log)
+            {
+                await log.WaitForCommitAsync(outcome.WaitForAddress).ConfigureAwait(false);
+                await Task.Yield(); // off the commit thread
+            }
+            if (await Quarantine.ResolveAsync(entry.Id, QuarantineResolution.Replayed, cancellationToken).ConfigureAwait(false))
+                replayed++;
+        }
+        return (replayed, unparseable);
+    }
 
     /// <summary>The delivery-state store (<c>DataDir/state/</c>): each outbound message's status, by wamid.</summary>
     public DeliveryStateStore DeliveryStates => _states;

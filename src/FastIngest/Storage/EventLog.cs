@@ -113,11 +113,18 @@ public sealed class EventLog : IDisposable
         long address;
         while (!TryAppend(record, out address))
             await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+        // Commit waiters resume on the commit thread (the ingest path wants that); a cold-path caller must not: its
+        // continuation would hold up every later commit, and disposing the log from there would join its own thread.
         await WaitForCommitAsync(address).ConfigureAwait(false);
+        await Task.Yield();
         return address;
     }
 
-    /// <summary>Completes when the record at <paramref name="address"/> is committed. Throws the commit's failure.</summary>
+    /// <summary>
+    /// Completes when the record at <paramref name="address"/> is committed. Throws the commit's failure. The
+    /// continuation runs on the commit thread: keep it short and never block or dispose the log there (cold paths use
+    /// <see cref="AppendDurableAsync"/>, which moves off it).
+    /// </summary>
     public ValueTask WaitForCommitAsync(long address)
     {
         if (Volatile.Read(ref _durableUntil) > address)
@@ -251,10 +258,13 @@ public sealed class EventLog : IDisposable
         => throw new InvalidOperationException($"record of {length} bytes exceeds the log's page size");
 
     /// <summary>Commits what is pending, stops the commit thread and closes the log.</summary>
+    /// <exception cref="InvalidOperationException">Called on the commit thread (from a commit waiter's continuation).</exception>
     public void Dispose()
     {
         if (_stopping)
             return;
+        if (Thread.CurrentThread == _commitThread)
+            throw new InvalidOperationException($"the {_name} log cannot be disposed from its own commit thread (a commit waiter's continuation)");
         try
         {
             if (_failure is null)
