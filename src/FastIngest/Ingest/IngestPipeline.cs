@@ -90,25 +90,21 @@ public sealed class IngestPipeline
         var n = scratch.Events.Count;
         if (n == 0)
             return new IngestOutcome(IngestStatus.Accepted, 0, 0, -1, null);
-        for (var i = 0; i < n; i++)
-        {
-            if (scratch.Events[i].Kind == WebhookEventKind.Message)
-            {
-                tenant.Silence.MessageSeen(now);
-                break;
-            }
-        }
         scratch.EnsureCapacity(n);
 
         Span<byte> id = stackalloc byte[EventIdentity.MaxLength];
         var keys = scratch.Keys;
         var stripes = scratch.Stripes;
+        var hasMessage = false;
         for (var i = 0; i < n; i++)
         {
+            hasMessage |= scratch.Events[i].Kind == WebhookEventKind.Message;
             var idLength = EventIdentity.Write(span, in scratch.Events[i], id);
             keys[i] = EventIdentity.Key(tenant.IdUtf8, id[..idLength]);
             stripes[i] = DedupeStore.StripeOf(in keys[i]);
         }
+        if (hasMessage)
+            tenant.Silence.MessageSeen(now);
         var lockCount = SortUnique(stripes.AsSpan(0, n));
 
         var locked = 0;
