@@ -79,10 +79,9 @@ public sealed class DeliveryStateStore : IDisposable
         var session = Rent();
         try
         {
-            Read(session, ref key, out var state);
+            KvSession.Read(session, ref key, out var state);
             var stale = state.Apply(status, metaUnixSeconds, receivedUnixMs);
-            if (session.Upsert(ref key, ref state).IsPending)
-                session.CompletePending(wait: true);
+            KvSession.Upsert(session, ref key, ref state);
             return stale;
         }
         finally
@@ -101,7 +100,7 @@ public sealed class DeliveryStateStore : IDisposable
         DeliveryState state;
         try
         {
-            if (!Read(session, ref key, out state))
+            if (!KvSession.Read(session, ref key, out state))
                 return null;
         }
         finally
@@ -112,27 +111,6 @@ public sealed class DeliveryStateStore : IDisposable
         for (var i = 0; i < history.Length; i++)
             history[i] = state.HistoryAt(i);
         return new MessageDelivery(tenant, wamid, state.Status, state.MetaUnixSeconds, state.Changes, history);
-    }
-
-    private static bool Read(ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>> session, ref DedupeKey key, out DeliveryState state)
-    {
-        state = default;
-        var status = session.Read(ref key, ref state);
-        if (status.IsPending)
-        {
-            session.CompletePendingWithOutputs(out var outputs, wait: true);
-            using (outputs)
-            {
-                if (outputs.Next())
-                {
-                    status = outputs.Current.Status;
-                    state = outputs.Current.Output;
-                }
-            }
-        }
-        if (!status.Found)
-            state = default;
-        return status.Found;
     }
 
     /// <summary>Cuts records past the TTL, then takes a full (fold-over) checkpoint.</summary>

@@ -110,31 +110,14 @@ public sealed class DedupeStore : IDisposable
     public static bool TryGet(DedupeSession session, DedupeKey key, out DedupeEntry entry)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var s = session.Session;
-        entry = default;
-        var status = s.Read(ref key, ref entry);
-        if (status.IsPending)
-        {
-            s.CompletePendingWithOutputs(out var outputs, wait: true);
-            using (outputs)
-            {
-                if (outputs.Next())
-                {
-                    status = outputs.Current.Status;
-                    entry = outputs.Current.Output;
-                }
-            }
-        }
-        return status.Found;
+        return KvSession.Read(session.Session, ref key, out entry);
     }
 
     /// <summary>Sets the entry of <paramref name="key"/>.</summary>
     public static void Put(DedupeSession session, DedupeKey key, DedupeEntry entry)
     {
         ArgumentNullException.ThrowIfNull(session);
-        var status = session.Session.Upsert(ref key, ref entry);
-        if (status.IsPending)
-            session.Session.CompletePending(wait: true);
+        KvSession.Upsert(session.Session, ref key, ref entry);
     }
 
     /// <summary>

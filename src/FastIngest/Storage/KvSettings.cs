@@ -32,3 +32,39 @@ internal static class KvSettings
         };
     }
 }
+
+/// <summary>Synchronous reads and upserts on a pooled FASTER session of FastIngest's stores (16-byte keys, value in = out).</summary>
+internal static class KvSession
+{
+    /// <summary>
+    /// Reads <paramref name="key"/>; a record that has left memory is read from disk on this thread. Returns whether
+    /// it was found (<paramref name="value"/> is default otherwise).
+    /// </summary>
+    public static bool Read<TValue>(ClientSession<DedupeKey, TValue, TValue, TValue, Empty, SimpleFunctions<DedupeKey, TValue, Empty>> session, ref DedupeKey key, out TValue value)
+    {
+        value = default!;
+        var status = session.Read(ref key, ref value);
+        if (status.IsPending)
+        {
+            session.CompletePendingWithOutputs(out var outputs, wait: true);
+            using (outputs)
+            {
+                if (outputs.Next())
+                {
+                    status = outputs.Current.Status;
+                    value = outputs.Current.Output;
+                }
+            }
+        }
+        if (!status.Found)
+            value = default!;
+        return status.Found;
+    }
+
+    /// <summary>Sets <paramref name="key"/> to <paramref name="value"/>, waiting for the write if FASTER made it pending.</summary>
+    public static void Upsert<TValue>(ClientSession<DedupeKey, TValue, TValue, TValue, Empty, SimpleFunctions<DedupeKey, TValue, Empty>> session, ref DedupeKey key, ref TValue value)
+    {
+        if (session.Upsert(ref key, ref value).IsPending)
+            session.CompletePending(wait: true);
+    }
+}
