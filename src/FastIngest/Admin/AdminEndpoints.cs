@@ -41,23 +41,7 @@ public static class AdminEndpoints
         var token = string.IsNullOrEmpty(adminToken) ? null : Encoding.UTF8.GetBytes("Bearer " + adminToken);
         var queue = engine.DeadLetters;
 
-        endpoints.MapMethods("/admin/deadletters", ["GET"], Guard(token, context =>
-        {
-            var tenant = context.Request.Query["tenant"].ToString();
-            var items = queue.List(tenant.Length == 0 ? null : tenant);
-            return Json(context, 200, w =>
-            {
-                w.WriteNumber("count", items.Count);
-                w.WriteStartArray("items");
-                foreach (var d in items)
-                {
-                    w.WriteStartObject();
-                    WriteEntry(w, d);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
-        }));
+        endpoints.MapMethods("/admin/deadletters", ["GET"], Guard(token, context => List(context, queue.List(TenantFilter(context)), WriteEntry)));
 
         endpoints.MapMethods("/admin/deadletters/{id:long}", ["GET"], Guard(token, context =>
         {
@@ -85,19 +69,12 @@ public static class AdminEndpoints
 
         endpoints.MapMethods("/admin/deadletters/replay", ["POST"], Guard(token, async context =>
         {
-            var query = context.Request.Query;
-            var tenant = query["tenant"].ToString();
-            long? id = null;
-            if (query.ContainsKey("id"))
+            if (!TryIdFilter(context, out var id))
             {
-                if (!long.TryParse(query["id"], NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
-                {
-                    await Json(context, 400, w => w.WriteString("error", "id must be a dead letter id (a number)")).ConfigureAwait(false);
-                    return;
-                }
-                id = parsed;
+                await Json(context, 400, w => w.WriteString("error", "id must be a dead letter id (a number)")).ConfigureAwait(false);
+                return;
             }
-            var replayed = await engine.ReplayDeadLettersAsync(tenant.Length == 0 ? null : tenant, id, context.RequestAborted).ConfigureAwait(false);
+            var replayed = await engine.ReplayDeadLettersAsync(TenantFilter(context), id, context.RequestAborted).ConfigureAwait(false);
             await Json(context, 200, w => w.WriteNumber("replayed", replayed)).ConfigureAwait(false);
         }));
 
@@ -108,23 +85,7 @@ public static class AdminEndpoints
     private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[]? token)
     {
         var quarantine = engine.Quarantine;
-        endpoints.MapMethods("/admin/quarantine", ["GET"], Guard(token, context =>
-        {
-            var tenant = context.Request.Query["tenant"].ToString();
-            var items = quarantine.List(tenant.Length == 0 ? null : tenant);
-            return Json(context, 200, w =>
-            {
-                w.WriteNumber("count", items.Count);
-                w.WriteStartArray("items");
-                foreach (var q in items)
-                {
-                    w.WriteStartObject();
-                    WriteQuarantined(w, q);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
-        }));
+        endpoints.MapMethods("/admin/quarantine", ["GET"], Guard(token, context => List(context, quarantine.List(TenantFilter(context)), WriteQuarantined)));
 
         endpoints.MapMethods("/admin/quarantine/{id:long}", ["GET"], Guard(token, context =>
         {
@@ -153,19 +114,12 @@ public static class AdminEndpoints
 
         endpoints.MapMethods("/admin/quarantine/replay", ["POST"], Guard(token, async context =>
         {
-            var query = context.Request.Query;
-            var tenant = query["tenant"].ToString();
-            long? id = null;
-            if (query.ContainsKey("id"))
+            if (!TryIdFilter(context, out var id))
             {
-                if (!long.TryParse(query["id"], NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
-                {
-                    await Json(context, 400, w => w.WriteString("error", "id must be a quarantine id (a number)")).ConfigureAwait(false);
-                    return;
-                }
-                id = parsed;
+                await Json(context, 400, w => w.WriteString("error", "id must be a quarantine id (a number)")).ConfigureAwait(false);
+                return;
             }
-            var (replayed, unparseable) = await engine.ReplayQuarantineAsync(tenant.Length == 0 ? null : tenant, id, context.RequestAborted).ConfigureAwait(false);
+            var (replayed, unparseable) = await engine.ReplayQuarantineAsync(TenantFilter(context), id, context.RequestAborted).ConfigureAwait(false);
             await Json(context, 200, w =>
             {
                 w.WriteNumber("replayed", replayed);
@@ -188,11 +142,11 @@ public static class AdminEndpoints
         endpoints.MapMethods("/v1/messages/{wamid}", ["GET"], Guard(token, context =>
         {
             var wamid = (string)context.Request.RouteValues["wamid"]!;
-            var tenant = context.Request.Query["tenant"].ToString();
+            var tenant = TenantFilter(context);
             MessageDelivery? found = null;
             foreach (var t in engine.Tenants.All)
             {
-                if ((tenant.Length == 0 || t.Id == tenant) && engine.DeliveryStates.Find(t.Id, wamid) is { } state)
+                if ((tenant is null || t.Id == tenant) && engine.DeliveryStates.Find(t.Id, wamid) is { } state)
                 {
                     found = state;
                     break;
@@ -220,6 +174,36 @@ public static class AdminEndpoints
                 w.WriteEndArray();
             });
         }));
+    }
+
+    /// <summary><c>{"count":n,"items":[...]}</c>, each item an object written by <paramref name="write"/>.</summary>
+    private static Task List<T>(HttpContext context, IReadOnlyList<T> items, Action<Utf8JsonWriter, T> write) => Json(context, 200, w =>
+    {
+        w.WriteNumber("count", items.Count);
+        w.WriteStartArray("items");
+        foreach (var item in items)
+        {
+            w.WriteStartObject();
+            write(w, item);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    });
+
+    /// <summary>The <c>?tenant=</c> filter, or null for all tenants.</summary>
+    private static string? TenantFilter(HttpContext context)
+        => context.Request.Query["tenant"].ToString() is { Length: > 0 } tenant ? tenant : null;
+
+    /// <summary>The <c>?id=</c> filter (null when absent); false when it is there but not a number.</summary>
+    private static bool TryIdFilter(HttpContext context, out long? id)
+    {
+        id = null;
+        if (!context.Request.Query.TryGetValue("id", out var value))
+            return true;
+        if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
+            return false;
+        id = parsed;
+        return true;
     }
 
     private static RequestDelegate Guard(byte[]? token, RequestDelegate handler) => context =>
