@@ -33,12 +33,9 @@ public sealed class QuarantineReplayTests : IAsyncLifetime
 
     private static async Task<JsonElement> Admin(IngestServer server, HttpMethod method, string path)
     {
-        using var request = new HttpRequestMessage(method, path);
-        request.Headers.Authorization = new("Bearer", Token);
-        using var response = await server.Client.SendAsync(request);
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"{method} {path}: {(int)response.StatusCode} {body}");
-        return JsonDocument.Parse(body).RootElement.Clone();
+        var (status, body) = await server.AdminAsync(method, path, Token);
+        Assert.True(status == HttpStatusCode.OK, $"{method} {path}: {(int)status} {body}");
+        return body;
     }
 
     [Fact]

@@ -31,13 +31,8 @@ public sealed class MessageStateApiTests : IAsyncLifetime
             ["FastIngest:Tenants:1:Forward:StaleStatuses"] = "Drop",
         });
 
-    private static async Task<(HttpStatusCode Status, JsonElement Body)> Get(IngestServer server, string path)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        request.Headers.Authorization = new("Bearer", Token);
-        using var response = await server.Client.SendAsync(request);
-        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone());
-    }
+    private static Task<(HttpStatusCode Status, JsonElement Body)> Get(IngestServer server, string path)
+        => server.AdminAsync(HttpMethod.Get, path, Token);
 
     private static async Task Send(IngestServer server, string tenant, string secret, string wamid, string status, long ts)
     {

@@ -33,12 +33,9 @@ public sealed class FailureClassTests : IAsyncLifetime
 
     private static async Task<JsonElement> Admin(IngestServer server, HttpMethod method, string path, HttpStatusCode expected = HttpStatusCode.OK)
     {
-        using var request = new HttpRequestMessage(method, path);
-        request.Headers.Authorization = new("Bearer", Token);
-        using var response = await server.Client.SendAsync(request);
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(expected == response.StatusCode, $"{method} {path}: {(int)response.StatusCode} {body}");
-        return JsonDocument.Parse(body).RootElement.Clone();
+        var (status, body) = await server.AdminAsync(method, path, Token);
+        Assert.True(expected == status, $"{method} {path}: {(int)status} {body}");
+        return body;
     }
 
     private static async Task<JsonElement> WaitForDeadLetters(IngestServer server, int count)

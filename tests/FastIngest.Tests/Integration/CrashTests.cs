@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Http.Headers;
-using FastIngest.Ingest;
 using FastIngest.Tests.Support;
 
 namespace FastIngest.Tests.Integration;
@@ -19,19 +17,11 @@ public sealed class CrashTests
     {
         using var dir = new TempDir();
         await using var bot = await BotServer.StartAsync();
-        string[] settings =
-        [
-            $"--FastIngest:DataDir={dir.Path}",
+        var settings = ServerProcessHost.OneTenant(dir.Path, bot.Url,
             "--FastIngest:CheckpointInterval=00:00:00.3",
-            "--FastIngest:Tenants:0:Id=t1",
-            "--FastIngest:Tenants:0:AppSecret=app-secret",
-            "--FastIngest:Tenants:0:VerifyToken=v",
-            $"--FastIngest:Tenants:0:Forward:Url={bot.Url}",
-            "--FastIngest:Tenants:0:Forward:Secret=forward-secret",
             "--FastIngest:Tenants:0:Forward:Concurrency=4",
             "--FastIngest:Tenants:0:Forward:InitialBackoff=00:00:00.05",
-            "--FastIngest:Tenants:0:Forward:MaxBackoff=00:00:00.2",
-        ];
+            "--FastIngest:Tenants:0:Forward:MaxBackoff=00:00:00.2");
 
         var acked = new ConcurrentDictionary<string, bool>();
         var unacked = new ConcurrentDictionary<string, byte[]>();
@@ -50,7 +40,7 @@ public sealed class CrashTests
                     var body = Payloads.Text(wamid, from: $"1555{n % 50:D4}");
                     try
                     {
-                        using var response = await client.SendAsync(Signed(body));
+                        using var response = await client.SendAsync(Payloads.Webhook("t1", body, "app-secret"));
                         if (response.StatusCode == HttpStatusCode.OK)
                         {
                             acked[$"msg:{wamid}"] = true;
@@ -80,7 +70,7 @@ public sealed class CrashTests
         {
             using var client = new HttpClient { BaseAddress = second.Url };
             foreach (var body in unacked.Values)
-                Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Signed(body))).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Payloads.Webhook("t1", body, "app-secret"))).StatusCode);
 
             var expected = acked.Keys.Concat(unacked.Keys).ToHashSet();
             var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -100,13 +90,5 @@ public sealed class CrashTests
             }
             Assert.True(doubled.Count <= 200, $"{doubled.Count} events doubled: more than could be in flight");
         }
-    }
-
-    private static HttpRequestMessage Signed(byte[] body)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/t1") { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, WebhookSignature.Sign("app-secret", body));
-        return request;
     }
 }

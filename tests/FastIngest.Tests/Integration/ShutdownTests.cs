@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
-using FastIngest.Ingest;
 using FastIngest.Tests.Support;
 
 namespace FastIngest.Tests.Integration;
@@ -23,19 +21,11 @@ public sealed class ShutdownTests
         await using var bot = await BotServer.StartAsync();
         const string stuck = "msg:wamid.STUCK";
         bot.Delay = id => id == stuck ? TimeSpan.FromSeconds(60) : TimeSpan.FromMilliseconds(20);
-        string[] settings =
-        [
-            $"--FastIngest:DataDir={dir.Path}",
+        var settings = ServerProcessHost.OneTenant(dir.Path, bot.Url,
             $"--FastIngest:ShutdownTimeout={s_shutdownTimeout}",
-            "--FastIngest:Tenants:0:Id=t1",
-            "--FastIngest:Tenants:0:AppSecret=app-secret",
-            "--FastIngest:Tenants:0:VerifyToken=v",
-            $"--FastIngest:Tenants:0:Forward:Url={bot.Url}",
-            "--FastIngest:Tenants:0:Forward:Secret=forward-secret",
             "--FastIngest:Tenants:0:Forward:Concurrency=4",
             "--FastIngest:Tenants:0:Forward:Timeout=00:02:00",
-            "--Logging:LogLevel:FastIngest=Information",
-        ];
+            "--Logging:LogLevel:FastIngest=Information");
 
         var acked = new ConcurrentDictionary<string, bool>();
         var refused = 0;
@@ -44,7 +34,7 @@ public sealed class ShutdownTests
         using (var first = await ServerProcessHost.StartAsync(settings))
         {
             using var client = new HttpClient { BaseAddress = first.Url, Timeout = TimeSpan.FromSeconds(10) };
-            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Signed(Payloads.Text("wamid.STUCK", from: "15550000000")))).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(Payloads.Webhook("t1", Payloads.Text("wamid.STUCK", from: "15550000000"), "app-secret"))).StatusCode);
             acked[stuck] = true;
 
             using var stop = new CancellationTokenSource();
@@ -57,7 +47,7 @@ public sealed class ShutdownTests
                     var wamid = $"wamid.TERM{n:D6}";
                     try
                     {
-                        using var response = await client.SendAsync(Signed(Payloads.Text(wamid, from: $"1555{n % 50:D4}")));
+                        using var response = await client.SendAsync(Payloads.Webhook("t1", Payloads.Text(wamid, from: $"1555{n % 50:D4}"), "app-secret"));
                         if (response.StatusCode == HttpStatusCode.OK)
                             acked[$"msg:{wamid}"] = true;
                         else
@@ -111,13 +101,5 @@ public sealed class ShutdownTests
         var afterRestart = bot.Requests.Skip(beforeRestart.Count).Select(r => r.EventId!).ToList();
         Assert.Contains(stuck, afterRestart);
         Assert.All(afterRestart, id => Assert.DoesNotContain(bot.Requests.Take(beforeRestart.Count), r => r.EventId == id && r.AnsweredStatus == 200));
-    }
-
-    private static HttpRequestMessage Signed(byte[] body)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/t1") { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, WebhookSignature.Sign("app-secret", body));
-        return request;
     }
 }

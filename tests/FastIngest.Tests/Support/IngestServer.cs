@@ -1,4 +1,5 @@
-using System.Net.Http.Headers;
+using System.Net;
+using System.Text.Json;
 using FastIngest.Hosting;
 using FastIngest.Server;
 using Microsoft.AspNetCore.Builder;
@@ -74,14 +75,16 @@ internal sealed class IngestServer : IAsyncDisposable
 
     /// <summary>POSTs <paramref name="body"/> to /webhooks/{tenant}, signed with <paramref name="secret"/> (or with the given raw header).</summary>
     public Task<HttpResponseMessage> PostAsync(string tenant, byte[] body, string? secret, string? rawSignature = null)
+        => Client.SendAsync(Payloads.Webhook(tenant, body, secret, rawSignature));
+
+    /// <summary>An admin API call with <c>Authorization: Bearer {token}</c>: the status and the JSON body.</summary>
+    public async Task<(HttpStatusCode Status, JsonElement Body)> AdminAsync(HttpMethod method, string path, string token)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, $"/webhooks/{tenant}") { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        if (rawSignature is not null)
-            request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", rawSignature);
-        else if (secret is not null)
-            request.Headers.TryAddWithoutValidation("X-Hub-Signature-256", FastIngest.Ingest.WebhookSignature.Sign(secret, body));
-        return Client.SendAsync(request);
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Authorization = new("Bearer", token);
+        using var response = await Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
     }
 
     public async ValueTask DisposeAsync()

@@ -28,6 +28,19 @@ internal static class Payloads
     public static byte[] Status(string wamid, string status, long timestamp, string recipient = "16505551234")
         => Envelope($$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"{{{PhoneNumberId}}}"},"statuses":[{"id":"{{{wamid}}}","status":"{{{status}}}","timestamp":"{{{timestamp}}}","recipient_id":"{{{recipient}}}"}]}""");
 
+    /// <summary>
+    /// A webhook POST as Meta sends it: <paramref name="body"/> to <c>/webhooks/{tenant}</c> as application/json,
+    /// with <c>X-Hub-Signature-256</c> under <paramref name="secret"/>, or the given raw header, or none.
+    /// </summary>
+    public static HttpRequestMessage Webhook(string tenant, byte[] body, string? secret, string? rawSignature = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/webhooks/{tenant}") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        if ((rawSignature ?? (secret is null ? null : FastIngest.Ingest.WebhookSignature.Sign(secret, body))) is { } signature)
+            request.Headers.TryAddWithoutValidation(FastIngest.Ingest.WebhookSignature.HeaderName, signature);
+        return request;
+    }
+
     private static byte[] Envelope(string value)
         => Encoding.UTF8.GetBytes($$$"""{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{{{value}}},"field":"messages"}]}]}""");
 }

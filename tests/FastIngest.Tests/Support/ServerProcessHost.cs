@@ -28,6 +28,22 @@ internal sealed class ServerProcessHost : IDisposable
 
     public Process Process => _process;
 
+    /// <summary>
+    /// Command-line settings for one tenant <c>t1</c> (app secret <c>app-secret</c>) forwarding to
+    /// <paramref name="botUrl"/> under <c>forward-secret</c>, with its data in <paramref name="dataDir"/>, followed by
+    /// <paramref name="more"/>.
+    /// </summary>
+    public static string[] OneTenant(string dataDir, string botUrl, params string[] more) =>
+    [
+        $"--FastIngest:DataDir={dataDir}",
+        "--FastIngest:Tenants:0:Id=t1",
+        "--FastIngest:Tenants:0:AppSecret=app-secret",
+        "--FastIngest:Tenants:0:VerifyToken=v",
+        $"--FastIngest:Tenants:0:Forward:Url={botUrl}",
+        "--FastIngest:Tenants:0:Forward:Secret=forward-secret",
+        .. more,
+    ];
+
     public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings)
     {
         var port = FreePort();

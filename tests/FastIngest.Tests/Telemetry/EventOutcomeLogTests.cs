@@ -1,6 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
-using FastIngest.Ingest;
 using FastIngest.Tests.Support;
 
 namespace FastIngest.Tests.Telemetry;
@@ -16,25 +14,14 @@ public sealed class EventOutcomeLogTests
         using var dir = new TempDir();
         await using var bot = await BotServer.StartAsync();
         bot.Respond = id => id!.Contains("REFUSED", StringComparison.Ordinal) ? 400 : 200;
-        using var server = await ServerProcessHost.StartAsync(
-        [
-            $"--FastIngest:DataDir={dir.Path}",
-            "--FastIngest:Tenants:0:Id=t1",
-            "--FastIngest:Tenants:0:AppSecret=app-secret",
-            "--FastIngest:Tenants:0:VerifyToken=v",
-            $"--FastIngest:Tenants:0:Forward:Url={bot.Url}",
-            "--FastIngest:Tenants:0:Forward:Secret=forward-secret",
+        using var server = await ServerProcessHost.StartAsync(ServerProcessHost.OneTenant(dir.Path, bot.Url,
             $"--Logging:LogLevel:FastIngest.Events={eventsLevel}",
             "--Logging:Console:FormatterName=simple",
-            "--Logging:Console:FormatterOptions:SingleLine=true",
-        ]);
+            "--Logging:Console:FormatterOptions:SingleLine=true"));
         using var client = new HttpClient { BaseAddress = server.Url };
         foreach (var wamid in new[] { "wamid.LOGGED", "wamid.REFUSED" })
         {
-            var body = Payloads.Text(wamid);
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/t1") { Content = new ByteArrayContent(body) };
-            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, WebhookSignature.Sign("app-secret", body));
+            using var request = Payloads.Webhook("t1", Payloads.Text(wamid), "app-secret");
             Assert.Equal(HttpStatusCode.OK, (await client.SendAsync(request)).StatusCode);
         }
         await bot.WaitForDeliveredAsync(1);
