@@ -2,6 +2,7 @@ using FastIngest.Admin;
 using FastIngest.Configuration;
 using FastIngest.Hosting;
 using FastIngest.Ingest;
+using FastIngest.Outbound;
 using FastIngest.Telemetry;
 
 namespace FastIngest.Server;
@@ -40,6 +41,7 @@ public static class FastIngestServer
         app.Lifetime.ApplicationStopping.Register(engine.ShutdownRequested);
         app.UseMiddleware<WebhookMiddleware>();
         app.MapFastIngestAdmin(engine, options.AdminToken);
+        app.MapFastIngestOutbound(engine.Outbound, options.AdminToken);
         // /healthz: the process is up. /readyz: it should get traffic (log writable, under quota, backlogs in bounds).
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/readyz", () => engine.NotReadyReasons() is { Count: > 0 } reasons

@@ -234,7 +234,7 @@ public static class AdminEndpoints
         w.WriteNumber("payloadBytes", d.PayloadBytes);
     }
 
-    private static async Task Json(HttpContext context, int status, Action<Utf8JsonWriter> body)
+    internal static async Task Json(HttpContext context, int status, Action<Utf8JsonWriter> body)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";

@@ -45,6 +45,9 @@ public sealed class FastIngestOptions
     /// <summary><c>FastIngest:Storage</c>: memory given to the log and the dedupe store.</summary>
     public StorageOptions Storage { get; set; } = new();
 
+    /// <summary><c>FastIngest:Outbound</c>: the send tier (<c>POST /graph/{version}/{phone_number_id}/messages</c>) shared by all tenants.</summary>
+    public OutboundOptions Outbound { get; set; } = new();
+
     /// <summary><c>FastIngest:Tenants:{i}</c>: one entry per WhatsApp app (tenant) whose webhooks this server receives.</summary>
     public List<TenantOptions> Tenants { get; set; } = [];
 }
@@ -73,6 +76,12 @@ public sealed class StorageOptions
 
     /// <summary><c>StateMemoryBytes</c>: in-memory part of the delivery-state store (about 144 bytes a message); older states are read from disk. Default 32 MiB.</summary>
     public long StateMemoryBytes { get; set; } = 32L << 20;
+
+    /// <summary><c>WindowIndexBytes</c>: hash index of the customer-window store (power of two; ~16 bytes per customer who wrote in the last 24 h). Default 8 MiB.</summary>
+    public long WindowIndexBytes { get; set; } = 8L << 20;
+
+    /// <summary><c>WindowMemoryBytes</c>: in-memory part of the customer-window store (40 bytes a customer). Default 16 MiB.</summary>
+    public long WindowMemoryBytes { get; set; } = 16L << 20;
 }
 
 /// <summary><c>FastIngest:Tenants:{i}</c>: one WhatsApp app whose webhooks arrive at <c>/webhooks/{Id}</c>.</summary>
@@ -102,6 +111,9 @@ public sealed class TenantOptions
 
     /// <summary><c>TimeZone</c>: time zone of <see cref="ActiveHours"/> (IANA id, e.g. <c>America/Sao_Paulo</c>). Default <c>UTC</c>.</summary>
     public string TimeZone { get; set; } = "UTC";
+
+    /// <summary><c>Outbound</c>: this tenant's sends through FastIngest (off while it lists no phone number).</summary>
+    public TenantOutboundOptions Outbound { get; set; } = new();
 }
 
 /// <summary><c>FastIngest:Tenants:{i}:Forward</c>: delivery of a tenant's events to its bot.</summary>
@@ -183,4 +195,90 @@ public enum StaleStatusHandling
 
     /// <summary>Do not forward stale statuses (they are still in the message's history).</summary>
     Drop,
+}
+
+/// <summary>
+/// <c>FastIngest:Outbound</c>: the send tier. Sends are queued durably under <c>DataDir/outbound/</c> and go to
+/// <c>{GraphUrl}/{version}/{phone_number_id}/messages</c> (Meta's Cloud API "Send messages" endpoint).
+/// </summary>
+public sealed class OutboundOptions
+{
+    /// <summary><c>GraphUrl</c>: base URL of Meta's Graph API. Default <c>https://graph.facebook.com</c>.</summary>
+    public string GraphUrl { get; set; } = "https://graph.facebook.com";
+
+    /// <summary><c>GraphVersion</c>: the Graph API version of FastIngest's own sends (the holding message); bots' sends keep the version of their request path. Default <c>v23.0</c>.</summary>
+    public string GraphVersion { get; set; } = "v23.0";
+
+    /// <summary><c>Timeout</c>: per request to the Graph API; a timeout is retried like a 5xx. Default 20 s.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary><c>MaxInFlight</c>: requests to the Graph API in flight at once, over all tenants. Default 256.</summary>
+    public int MaxInFlight { get; set; } = 256;
+
+    /// <summary><c>MaxBodyBytes</c>: largest send body accepted, in bytes; larger gets 413. Default 64 KiB.</summary>
+    public int MaxBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary><c>InitialBackoff</c>: first retry delay of a send (doubles each retry, with jitter). Default 1 s.</summary>
+    public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary><c>MaxBackoff</c>: cap of the retry delay. Default 60 s.</summary>
+    public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary><c>MaxAttempts</c>: attempts of a send that fails transiently (5xx, timeout, 131000) before it ends as failed. Default 8.</summary>
+    public int MaxAttempts { get; set; } = 8;
+
+    /// <summary><c>MaxAge</c>: a send still not accepted this long after it was queued ends as failed. Default 1 day.</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary><c>Retention</c>: how long a send is remembered (idempotency keys, <c>GET /v1/outbound/{id}</c>, lifecycle). Default 7 days.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// <c>RateRecoveryInterval</c>: after Meta answers a throttling code (130429, 131056, 80007), the bucket's rate is
+    /// halved; each interval without another one gives back a tenth of the configured rate. Default 5 s.
+    /// </summary>
+    public TimeSpan RateRecoveryInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary><c>PausedRetryInterval</c>: a tenant paused by an expired token (code 190) tries its next send again after this. Default 5 minutes.</summary>
+    public TimeSpan PausedRetryInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary><c>MaxWait</c>: the most a <c>Prefer: wait=N</c> request waits for Meta's answer. Default 30 s.</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary><c>FastIngest:Tenants:{i}:Outbound</c>: one tenant's sends.</summary>
+public sealed class TenantOutboundOptions
+{
+    /// <summary><c>PhoneNumberIds</c>: the business phone numbers (<c>phone_number_id</c>) this tenant sends from; a send to another is 404.</summary>
+    public List<string> PhoneNumberIds { get; set; } = [];
+
+    /// <summary>
+    /// <c>AccessToken</c>: the Meta access token sends go out with. Empty: the bot's own <c>Authorization</c> header is
+    /// passed through to Meta (and kept with the queued send until it is answered).
+    /// </summary>
+    public string? AccessToken { get; set; }
+
+    /// <summary><c>BotToken</c>: with <see cref="AccessToken"/>, the bearer token the bot must present to FastIngest (at least 16 characters).</summary>
+    public string? BotToken { get; set; }
+
+    /// <summary><c>PhoneNumberRate</c>: messages/s per phone number (Meta's throughput tier: 80 by default, up to 1,000). Default 80.</summary>
+    public double PhoneNumberRate { get; set; } = 80;
+
+    /// <summary><c>Rate</c>: the platform's own quota for this tenant, messages/s over all its numbers; 0 (default) for none.</summary>
+    public double Rate { get; set; }
+
+    /// <summary><c>PairInterval</c>: one message per this to the same customer from the same number, after the burst (Meta's pair rate limit). Default 6 s.</summary>
+    public TimeSpan PairInterval { get; set; } = TimeSpan.FromSeconds(6);
+
+    /// <summary><c>PairBurst</c>: messages to one customer that may go at once before <see cref="PairInterval"/> applies. Default 45.</summary>
+    public int PairBurst { get; set; } = 45;
+
+    /// <summary>
+    /// <c>HoldingMessage</c>: text sent to a customer who writes while delivery to the bot has been failing for
+    /// <see cref="HoldingAfter"/>; once per customer per outage, inside the 24-hour window. Empty (default): off.
+    /// </summary>
+    public string? HoldingMessage { get; set; }
+
+    /// <summary><c>HoldingAfter</c>: how long delivery to the bot must have been failing before the holding message goes out. Default 2 minutes.</summary>
+    public TimeSpan HoldingAfter { get; set; } = TimeSpan.FromMinutes(2);
 }

@@ -80,10 +80,16 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:Storage:LogMemoryBytes", "must be at least 1048576");
         if (options.Storage.MaxDiskBytes < 0)
             throw new ConfigurationException($"{s}:Storage:MaxDiskBytes", "must be 0 (no quota) or more");
+        if (options.Storage.WindowIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.WindowIndexBytes))
+            throw new ConfigurationException($"{s}:Storage:WindowIndexBytes", "must be a power of two of at least 4096");
+        if (options.Storage.WindowMemoryBytes < 1 << 18)
+            throw new ConfigurationException($"{s}:Storage:WindowMemoryBytes", "must be at least 262144");
+        ValidateOutbound(options.Outbound, $"{s}:Outbound");
         if (options.Tenants.Count == 0)
             throw new ConfigurationException($"{s}:Tenants", "at least one tenant is required (Id, AppSecret, VerifyToken)");
 
         var ids = new HashSet<string>(StringComparer.Ordinal);
+        var phoneNumbers = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < options.Tenants.Count; i++)
         {
             var t = options.Tenants[i];
@@ -140,7 +146,68 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:BreakDuration", "must be positive");
             if (f.MaxBacklogAge <= TimeSpan.Zero)
                 throw new ConfigurationException($"{k}:Forward:MaxBacklogAge", "must be positive");
+            ValidateTenantOutbound(t.Outbound, $"{k}:Outbound", phoneNumbers);
         }
+    }
+
+    private static void ValidateOutbound(OutboundOptions o, string k)
+    {
+        if (!Uri.TryCreate(o.GraphUrl, UriKind.Absolute, out var graph) || (graph.Scheme != Uri.UriSchemeHttp && graph.Scheme != Uri.UriSchemeHttps))
+            throw new ConfigurationException($"{k}:GraphUrl", "must be an absolute http or https URL");
+        if (!Outbound.GraphVersions.IsValid(o.GraphVersion))
+            throw new ConfigurationException($"{k}:GraphVersion", "must be a Graph API version like v23.0");
+        if (o.Timeout <= TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:Timeout", "must be positive");
+        if (o.MaxInFlight is < 1 or > 10_000)
+            throw new ConfigurationException($"{k}:MaxInFlight", "must be between 1 and 10000");
+        if (o.MaxBodyBytes is < 1024 or > 1024 * 1024)
+            throw new ConfigurationException($"{k}:MaxBodyBytes", "must be between 1024 and 1048576 bytes");
+        if (o.InitialBackoff <= TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:InitialBackoff", "must be positive");
+        if (o.MaxBackoff < o.InitialBackoff)
+            throw new ConfigurationException($"{k}:MaxBackoff", "must be at least Outbound:InitialBackoff");
+        if (o.MaxAttempts < 1)
+            throw new ConfigurationException($"{k}:MaxAttempts", "must be at least 1");
+        if (o.MaxAge <= TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:MaxAge", "must be positive");
+        if (o.Retention < o.MaxAge)
+            throw new ConfigurationException($"{k}:Retention", "must be at least Outbound:MaxAge");
+        if (o.RateRecoveryInterval <= TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:RateRecoveryInterval", "must be positive");
+        if (o.PausedRetryInterval <= TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:PausedRetryInterval", "must be positive");
+        if (o.MaxWait < TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:MaxWait", "must be 0 or more");
+    }
+
+    private static void ValidateTenantOutbound(TenantOutboundOptions o, string k, HashSet<string> phoneNumbers)
+    {
+        for (var i = 0; i < o.PhoneNumberIds.Count; i++)
+        {
+            var id = o.PhoneNumberIds[i];
+            if (string.IsNullOrEmpty(id) || id.Length > 32 || !id.All(char.IsAsciiDigit))
+                throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:PhoneNumberIds:{i}"), "must be a phone_number_id (1-32 digits)");
+            if (!phoneNumbers.Add(id))
+                throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:PhoneNumberIds:{i}"), $"{id} is listed by another tenant");
+        }
+        if (!string.IsNullOrEmpty(o.AccessToken) && o.BotToken is not { Length: >= 16 })
+            throw new ConfigurationException($"{k}:BotToken", "is required with Outbound:AccessToken (at least 16 characters)");
+        if (o.PhoneNumberRate is <= 0 or > 100_000 || double.IsNaN(o.PhoneNumberRate))
+            throw new ConfigurationException($"{k}:PhoneNumberRate", "must be a positive messages/s up to 100000");
+        if (o.Rate is < 0 or > 100_000 || double.IsNaN(o.Rate))
+            throw new ConfigurationException($"{k}:Rate", "must be 0 (no quota) or a positive messages/s up to 100000");
+        if (o.PairInterval <= TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:PairInterval", "must be positive");
+        if (o.PairBurst is < 1 or > 10_000)
+            throw new ConfigurationException($"{k}:PairBurst", "must be between 1 and 10000");
+        if (o.HoldingAfter < TimeSpan.Zero)
+            throw new ConfigurationException($"{k}:HoldingAfter", "must be 0 or more");
+        if (!string.IsNullOrEmpty(o.HoldingMessage) && o.PhoneNumberIds.Count == 0)
+            throw new ConfigurationException($"{k}:HoldingMessage", "needs Outbound:PhoneNumberIds (and a way to send: AccessToken)");
+        if (!string.IsNullOrEmpty(o.HoldingMessage) && string.IsNullOrEmpty(o.AccessToken))
+            throw new ConfigurationException($"{k}:HoldingMessage", "needs Outbound:AccessToken (there is no bot request to take a token from)");
+        if (o.HoldingMessage is { Length: > 4096 })
+            throw new ConfigurationException($"{k}:HoldingMessage", "must be at most 4096 characters (Meta's text limit)");
     }
 
     private static bool IsPowerOfTwo(long v) => v > 0 && (v & (v - 1)) == 0;

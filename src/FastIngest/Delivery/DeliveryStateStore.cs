@@ -31,7 +31,7 @@ public sealed class DeliveryStateStore : IDisposable
     private readonly FasterKV<DedupeKey, DeliveryState> _kv;
     private readonly FasterKVSettings<DedupeKey, DeliveryState> _settings;
     private readonly SyncFileDevice _device;
-    private readonly Stack<ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>>> _sessions = new();
+    private readonly KvSessionPool<DeliveryState> _sessions;
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private readonly LogAgeMap _ageMap;
     private readonly TimeProvider _time;
@@ -52,6 +52,7 @@ public sealed class DeliveryStateStore : IDisposable
         _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
         _settings = KvSettings.Create<DeliveryState>(directory, _device, indexBytes, memoryBytes);
         _kv = new FasterKV<DedupeKey, DeliveryState>(_settings);
+        _sessions = new KvSessionPool<DeliveryState>(_kv);
         _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), ttl);
     }
 
@@ -76,7 +77,7 @@ public sealed class DeliveryStateStore : IDisposable
         if (status == MessageStatus.None || wamid.IsEmpty)
             return false;
         var key = KeyOf(tenantUtf8, wamid);
-        var session = Rent();
+        var session = _sessions.Rent();
         try
         {
             KvSession.Read(session, ref key, out var state);
@@ -86,7 +87,7 @@ public sealed class DeliveryStateStore : IDisposable
         }
         finally
         {
-            Return(session);
+            _sessions.Return(session);
         }
     }
 
@@ -95,18 +96,8 @@ public sealed class DeliveryStateStore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(wamid);
-        var key = KeyOf(Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(wamid));
-        var session = Rent();
-        DeliveryState state;
-        try
-        {
-            if (!KvSession.Read(session, ref key, out state))
-                return null;
-        }
-        finally
-        {
-            Return(session);
-        }
+        if (!_sessions.Read(KeyOf(Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(wamid)), out var state))
+            return null;
         var history = new StatusChange[state.HistoryCount];
         for (var i = 0; i < history.Length; i++)
             history[i] = state.HistoryAt(i);
@@ -133,30 +124,10 @@ public sealed class DeliveryStateStore : IDisposable
         }
     }
 
-    private ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>> Rent()
-    {
-        lock (_sessions)
-        {
-            if (_sessions.TryPop(out var s))
-                return s;
-        }
-        return _kv.For(new SimpleFunctions<DedupeKey, DeliveryState, Empty>()).NewSession<SimpleFunctions<DedupeKey, DeliveryState, Empty>>();
-    }
-
-    private void Return(ClientSession<DedupeKey, DeliveryState, DeliveryState, DeliveryState, Empty, SimpleFunctions<DedupeKey, DeliveryState, Empty>> session)
-    {
-        lock (_sessions)
-            _sessions.Push(session);
-    }
-
     /// <summary>Disposes the sessions and the store (checkpoint first to keep recent states).</summary>
     public void Dispose()
     {
-        lock (_sessions)
-        {
-            while (_sessions.TryPop(out var s))
-                s.Dispose();
-        }
+        _sessions.Dispose();
         _kv.Dispose();
         _settings.Dispose();
         _device.Dispose();

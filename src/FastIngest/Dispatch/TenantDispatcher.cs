@@ -27,6 +27,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly DeadLetterQueue _deadLetters;
     private readonly CircuitBreaker _breaker;
     private readonly DeliveryStateStore _states;
+    private readonly Outbound.OutboundService? _outbound;
     private static readonly TimeSpan s_maxRetryAfter = TimeSpan.FromHours(1);
     private readonly AckSet _acked;
     private readonly ILogger _logger;
@@ -49,8 +50,9 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private long _staleDropped;
     private Task _running = Task.CompletedTask;
 
-    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger)
+    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger, Outbound.OutboundService? outbound = null)
     {
+        _outbound = outbound is not null && outbound.Sends(tenant) ? outbound : null;
         _deadLetters = deadLetters;
         _breaker = breaker;
         _states = states;
@@ -214,6 +216,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             // Every status goes into the delivery state, delivered or not: after a restart the log is read again
             // from its begin and Apply is idempotent, which rebuilds what the last checkpoint missed.
             var stale = _events[index].Kind == WebhookEventKind.Status && ApplyStatus(stored.Body, in _events[index], stored.ReceivedUnixMs);
+            if (_outbound is not null && _events[index].Kind == WebhookEventKind.Message)
+                NoteInbound(stored.Body, in _events[index], stored.ReceivedUnixMs);
             if (_acked.Contains(address, index))
                 continue;
             _writer.Reset();
@@ -245,7 +249,49 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         Span<byte> wamid = stackalloc byte[256];
         if (!e.Id.TryGetUtf8(body, wamid, out var length) || length == 0)
             return false;
-        return _states.Apply(_tenant.IdUtf8, wamid[..length], status, DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body)), receivedUnixMs);
+        var metaTime = DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body));
+        var stale = _states.Apply(_tenant.IdUtf8, wamid[..length], status, metaTime, receivedUnixMs);
+        if (_outbound is not null)
+        {
+            var (code, title) = status == MessageStatus.Failed ? FirstError(e.Errors.Raw(body)) : (0, null);
+            _outbound.OnStatus(_tenant, wamid[..length], status, metaTime, code, title);
+        }
+        return stale;
+    }
+
+    /// <summary><c>errors[0].code</c> and its title (and message) of a failed status, or (0, null).</summary>
+    private static (int Code, string? Title) FirstError(ReadOnlySpan<byte> errors)
+    {
+        if (errors.IsEmpty)
+            return (0, null);
+        try
+        {
+            var reader = new System.Text.Json.Utf8JsonReader(errors);
+            using var doc = System.Text.Json.JsonDocument.ParseValue(ref reader);
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array || doc.RootElement.GetArrayLength() == 0)
+                return (0, null);
+            var first = doc.RootElement[0];
+            var code = first.TryGetProperty("code", out var c) && c.TryGetInt32(out var n) ? n : 0;
+            var title = first.TryGetProperty("title", out var t) ? t.GetString() : null;
+            if (first.TryGetProperty("message", out var m) && m.GetString() is { } message && message != title)
+                title = title is null ? message : $"{title}: {message}";
+            return (code, title);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return (0, null);
+        }
+    }
+
+    /// <summary>Opens (or extends) the customer's 24-hour window, before the message is forwarded to the bot that will answer it.</summary>
+    private void NoteInbound(ReadOnlySpan<byte> body, in WebhookEvent e, long receivedUnixMs)
+    {
+        Span<byte> phone = stackalloc byte[64];
+        Span<byte> from = stackalloc byte[64];
+        if (!e.PhoneNumberId.TryGetUtf8(body, phone, out var p) || !e.From.TryGetUtf8(body, from, out var f))
+            return;
+        var sent = DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body));
+        _outbound!.Windows.Seen(_tenant.IdUtf8, phone[..p], from[..f], sent > 0 ? sent : receivedUnixMs / 1000);
     }
 
     private void Advance(BatchTracker? tracker, long next)
@@ -324,6 +370,10 @@ internal sealed class TenantDispatcher : IAsyncDisposable
                 _breaker.OnAbandoned();
                 throw;
             }
+            if (result.Delivered)
+                _tenant.Outage.DeliveryWorked();
+            else if (!result.Permanent)
+                _tenant.Outage.DeliveryFailed(_time.GetUtcNow().ToUnixTimeMilliseconds());
             if (result.Delivered || result.Permanent)
             {
                 if (_breaker.OnSuccess())

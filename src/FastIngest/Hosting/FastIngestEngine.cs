@@ -19,7 +19,7 @@ namespace FastIngest.Hosting;
 /// </summary>
 /// <remarks>
 /// Layout of <c>DataDir</c>: <c>events/</c> (event log), <c>quarantine/</c> (unparseable payloads, never truncated),
-/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>state/</c> (delivery states, FASTER KV), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter).
+/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>state/</c> (delivery states, FASTER KV), <c>outbound/</c> (sends), <c>window/</c> (customer service windows, FASTER KV), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter).
 /// </remarks>
 public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 {
@@ -79,6 +79,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         })
         { Timeout = Timeout.InfiniteTimeSpan };
 
+        Outbound = new Outbound.OutboundService(options, Tenants, _log, _states, _http, dataDir, _time, loggerFactory);
+
         // One breaker per destination: tenants forwarding to the same bot URL share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
         foreach (var tenant in Tenants.All)
@@ -92,14 +94,17 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                 breaker = new CircuitBreaker(target.Describe, forward.BreakerFailures, forward.BreakDuration, forward.MaxBackoff > forward.BreakDuration ? forward.MaxBackoff : forward.BreakDuration, _time);
                 breakers.Add(target.Describe, breaker);
             }
-            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events")));
+            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events"), Outbound));
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
 
         _dataDirBytes = MeasureDataDir();
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes);
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound);
         _log.CommitLatency = Metrics.CommitLatency;
     }
+
+    /// <summary>The send tier (<c>POST /graph/{version}/{phone_number_id}/messages</c>).</summary>
+    public Outbound.OutboundService Outbound { get; }
 
     /// <summary>The instruments behind <c>/metrics</c>.</summary>
     public FastIngestMetrics Metrics { get; }
@@ -131,6 +136,11 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         {
             if (t.Silence.IsSilent(now))
                 reasons.Add($"tenant {t.Id}: no inbound message for {t.Silence.SecondsSinceMessage(now.ToUnixTimeMilliseconds()):0} s, over InboundSilence {t.Options.InboundSilence.TotalSeconds:0} s inside its active hours (is Meta still sending to this webhook?)");
+        }
+        foreach (var (tenant, _, queued, paused) in Outbound.TenantStats())
+        {
+            if (paused)
+                reasons.Add($"tenant {tenant}: sends paused, Meta refused the access token (code 190); {queued} sends wait");
         }
         foreach (var d in _dispatchers)
         {
@@ -350,6 +360,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     {
         foreach (var d in _dispatchers)
             d.Start();
+        Outbound.Start();
         _maintenance = Task.Run(() => MaintenanceLoopAsync(_stop.Token), CancellationToken.None);
         _diskWatch = Task.Run(() => DiskWatchLoopAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -380,6 +391,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             // Every status below this was applied to the delivery-state store before its checkpoint.
             var applied = _dispatchers.Count == 0 ? long.MaxValue : _dispatchers.Min(d => d.ScannedUntil);
             await _states.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+            // After the dispatchers' ScannedUntil was read: the steps those statuses made are committed before the log is cut.
+            await Outbound.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             var until = Math.Min(Math.Min(replayFrom, applied), _orphanCap);
             foreach (var d in _dispatchers)
                 until = Math.Min(until, d.LowWater);
@@ -417,6 +430,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             drain.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            // Sends first: their last lifecycle events go into the event log before the dispatchers stop.
+            await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
             await Task.WhenAll(_dispatchers.Select(d => d.StopAsync(drain.Token))).ConfigureAwait(false);
         }
         foreach (var d in _dispatchers)
@@ -432,6 +447,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await Outbound.DisposeAsync().ConfigureAwait(false);
         _log.Dispose();
         _quarantine.Dispose();
         _deadLetters.Dispose();

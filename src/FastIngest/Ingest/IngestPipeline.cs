@@ -104,7 +104,11 @@ public sealed class IngestPipeline
             stripes[i] = DedupeStore.StripeOf(in keys[i]);
         }
         if (hasMessage)
+        {
             tenant.Silence.MessageSeen(now);
+            if (tenant.Outage.HoldingDue(now))
+                Hold(tenant, span, scratch.Events);
+        }
         var lockCount = SortUnique(stripes.AsSpan(0, n));
 
         var locked = 0;
@@ -186,6 +190,25 @@ public sealed class IngestPipeline
         Interlocked.Increment(ref _quarantined);
         IngestLog.Quarantined(_logger, tenant.Id, length, reason, address);
         return new IngestOutcome(IngestStatus.Quarantined, 0, 0, address, _quarantine);
+    }
+
+    /// <summary>The bot has been down for <c>HoldingAfter</c>: hand each customer who wrote to the send tier (cold path).</summary>
+    private static void Hold(Tenant tenant, ReadOnlySpan<byte> body, EventBuffer events)
+    {
+        if (tenant.Outage.Sink is not { } sink)
+            return;
+        var outage = tenant.Outage.FailingSinceUnixMs;
+        for (var i = 0; i < events.Count; i++)
+        {
+            ref readonly var e = ref events[i];
+            if (e.Kind != WebhookEventKind.Message)
+                continue;
+            var phone = e.PhoneNumberId.RawValue(body);
+            var from = e.From.RawValue(body);
+            if (phone.IsEmpty || from.IsEmpty)
+                continue;
+            sink(outage, Encoding.UTF8.GetString(phone), Encoding.UTF8.GetString(from), Delivery.DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body)));
+        }
     }
 
     private static int SortUnique(Span<int> values)

@@ -30,7 +30,7 @@ public sealed class FastIngestMetrics : IDisposable
     private readonly Meter _meter = new(MeterName);
 
     /// <summary>Creates the instruments over live sources, read at each scrape.</summary>
-    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes)
+    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null)
     {
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(dispatch);
@@ -50,6 +50,15 @@ public sealed class FastIngestMetrics : IDisposable
         _meter.CreateObservableGauge("fastingest_dead_letters", deadLetters, description: "Open entries in the dead-letter queue.");
         _meter.CreateObservableGauge("fastingest_data_dir_bytes", dataDirBytes, description: "Bytes used by files under DataDir (sampled every second).");
         _meter.CreateObservableGauge("fastingest_dedupe_log_bytes", dedupeLogBytes, description: "Bytes of the dedupe store's log still held (48 per event within DedupeTtl; the head past the TTL is cut at checkpoints).");
+        if (outbound is not null)
+        {
+            _meter.CreateObservableCounter("fastingest_outbound_messages_total", () => OutboundOutcomes(outbound), description: "Sends by tenant and outcome: queued, accepted, sent, delivered, read, failed, rejected (by Meta), refused_by_policy (outside the 24-hour window, never sent).");
+            _meter.CreateObservableGauge("fastingest_outbound_queued", () => outbound.TenantStats().Select(t => new Measurement<long>(t.Queued, new KeyValuePair<string, object?>("tenant", t.Tenant))), description: "Sends waiting for their tokens (or their backoff).");
+            _meter.CreateObservableCounter("fastingest_outbound_throttled_total", () => outbound.TenantStats().Select(t => new Measurement<long>(t.Counters.Throttled, new KeyValuePair<string, object?>("tenant", t.Tenant))), description: "Throttling answers from Meta (130429, 131056, 80007...).");
+            _meter.CreateObservableCounter("fastingest_outbound_retries_total", () => outbound.TenantStats().Select(t => new Measurement<long>(t.Counters.Retried, new KeyValuePair<string, object?>("tenant", t.Tenant))), description: "Sends retried after a transient failure (5xx, timeout, 131000).");
+            _meter.CreateObservableGauge("fastingest_outbound_paused", () => outbound.TenantStats().Select(t => new Measurement<long>(t.Paused ? 1 : 0, new KeyValuePair<string, object?>("tenant", t.Tenant))), description: "1 while the tenant's sends are paused because Meta refused its access token (code 190).");
+            _meter.CreateObservableGauge("fastingest_outbound_phone_rate", () => outbound.PhoneBuckets.Select(b => new Measurement<double>(b.Rate, new KeyValuePair<string, object?>("phone_number_id", b.Name))), description: "Messages/s the phone number's bucket allows now (its configured tier, or less after throttling answers).");
+        }
         CommitLatency = _meter.CreateHistogram<double>("fastingest_commit_latency_seconds", description: "Group commit of the event log, from issue to durable, in seconds.");
         AckLatency = _meter.CreateHistogram<double>("fastingest_ack_latency_seconds", description: "Webhook POST from start of handling to its 200, in seconds (includes the group commit).");
         Exporter = new PrometheusExporter(_meter, s_latencyBuckets);
@@ -70,6 +79,15 @@ public sealed class FastIngestMetrics : IDisposable
         {
             foreach (var result in Enum.GetValues<RequestResult>())
                 yield return new(t.Counters.Requests(result), new("tenant", t.Id), new("result", Label(result)));
+        }
+    }
+
+    private static IEnumerable<Measurement<long>> OutboundOutcomes(Outbound.OutboundService outbound)
+    {
+        foreach (var t in outbound.TenantStats())
+        {
+            foreach (var outcome in Enum.GetValues<Outbound.OutboundOutcome>())
+                yield return new(t.Counters.Outcomes(outcome), new("tenant", t.Tenant), new("outcome", outcome == Outbound.OutboundOutcome.RefusedByPolicy ? "refused_by_policy" : outcome.ToString().ToLowerInvariant()));
         }
     }
 

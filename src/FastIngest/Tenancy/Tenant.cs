@@ -21,6 +21,7 @@ public sealed class Tenant : IDisposable
         VerifyToken = Encoding.UTF8.GetBytes(options.VerifyToken);
         ForwardSecret = options.Forward.Secret is { Length: > 0 } s ? Encoding.UTF8.GetBytes(s) : [];
         Silence = new InboundSilence(options, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Outage = new BotOutage(options.Outbound.HoldingAfter, !string.IsNullOrEmpty(options.Outbound.HoldingMessage));
         _inboundHmac = new ThreadLocal<IncrementalHash>(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, AppSecret));
     }
 
@@ -49,6 +50,9 @@ public sealed class Tenant : IDisposable
 
     /// <summary>The inbound-silence check (when was the last inbound message).</summary>
     public InboundSilence Silence { get; }
+
+    /// <summary>Whether delivery to the bot is failing, and since when (drives the holding message).</summary>
+    public BotOutage Outage { get; }
 
     /// <summary>The options it was built from.</summary>
     public TenantOptions Options { get; }

@@ -17,6 +17,10 @@ internal static class Payloads
 
     public static byte[] Text(string wamid, string from = "16505551234", string text = "hello") => Messages((wamid, from, text));
 
+    /// <summary>One inbound text message sent at <paramref name="timestamp"/> (Unix seconds; now by default) from <paramref name="from"/>.</summary>
+    public static byte[] InboundAt(string wamid, string from, long? timestamp = null, string text = "hi")
+        => Envelope($$$"""{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"{{{PhoneNumberId}}}"},"contacts":[{"profile":{"name":"Customer"},"wa_id":"{{{from}}}"}],"messages":[{"from":"{{{from}}}","id":"{{{wamid}}}","timestamp":"{{{timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds()}}}","type":"text","text":{"body":"{{{text}}}"}}]}""");
+
     public static byte[] Statuses(params (string Wamid, string Status, string Recipient)[] statuses)
     {
         var items = string.Join(",", statuses.Select(s =>

@@ -1,0 +1,120 @@
+using System.Buffers.Binary;
+using System.Text;
+using FASTER.core;
+using FastIngest.Storage;
+
+namespace FastIngest.Outbound;
+
+/// <summary>
+/// Records of the outbound log (<c>DataDir/outbound/</c>), little-endian, after the common header
+/// <c>[type u8][version u8][reserved u16]</c> (<see cref="LogRecordFormat"/>); strings are <c>[length u16][utf8]</c>:
+/// <list type="bullet">
+/// <item>Send (type 6): <c>[queued unix ms i64]</c>, tenant, phone_number_id, idempotency key, to, type,
+/// authorization (empty when the tenant has its own token), Graph API version, then <c>[body length i32][body]</c>: the bot's JSON as it
+/// came. Its log address is the send's id.</item>
+/// <item>Step (type 7): <c>[send address i64][status u8][unix ms i64][Meta timestamp i64][error code i32]</c>, wamid,
+/// detail.</item>
+/// </list>
+/// </summary>
+internal static class OutboundRecords
+{
+    public const LogRecordType Send = (LogRecordType)6;
+    public const LogRecordType Step = (LogRecordType)7;
+
+    public readonly struct SendEntry(long createdUnixMs, byte[][] strings, ReadOnlyMemory<byte> body) : ILogEnqueueEntry
+    {
+        public int SerializedLength
+        {
+            get
+            {
+                var n = LogRecordFormat.HeaderSize + 8 + 4 + body.Length;
+                foreach (var s in strings)
+                    n += 2 + s.Length;
+                return n;
+            }
+        }
+
+        public void SerializeTo(Span<byte> dest)
+        {
+            var at = LogRecordFormat.WriteHeader(dest, Send);
+            BinaryPrimitives.WriteInt64LittleEndian(dest[at..], createdUnixMs);
+            at += 8;
+            foreach (var s in strings)
+                at = WriteString(dest, at, s);
+            BinaryPrimitives.WriteInt32LittleEndian(dest[at..], body.Length);
+            body.Span.CopyTo(dest[(at + 4)..]);
+        }
+    }
+
+    public readonly struct StepEntry(long sendAddress, OutboundStatus status, long atUnixMs, long metaUnixSeconds, int code, byte[] wamid, byte[] detail) : ILogEnqueueEntry
+    {
+        public int SerializedLength => LogRecordFormat.HeaderSize + 8 + 1 + 8 + 8 + 4 + 2 + wamid.Length + 2 + detail.Length;
+
+        public void SerializeTo(Span<byte> dest)
+        {
+            var at = LogRecordFormat.WriteHeader(dest, Step);
+            BinaryPrimitives.WriteInt64LittleEndian(dest[at..], sendAddress);
+            dest[at + 8] = (byte)status;
+            BinaryPrimitives.WriteInt64LittleEndian(dest[(at + 9)..], atUnixMs);
+            BinaryPrimitives.WriteInt64LittleEndian(dest[(at + 17)..], metaUnixSeconds);
+            BinaryPrimitives.WriteInt32LittleEndian(dest[(at + 25)..], code);
+            at += 29;
+            at = WriteString(dest, at, wamid);
+            WriteString(dest, at, detail);
+        }
+    }
+
+    /// <summary>Bytes of a string field: UTF-8, cut to what a u16 length holds.</summary>
+    public static byte[] Field(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+            return [];
+        var bytes = Encoding.UTF8.GetBytes(value);
+        return bytes.Length <= ushort.MaxValue ? bytes : bytes[..ushort.MaxValue];
+    }
+
+    private static int WriteString(Span<byte> dest, int at, byte[] value)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(dest[at..], (ushort)value.Length);
+        value.CopyTo(dest[(at + 2)..]);
+        return at + 2 + value.Length;
+    }
+
+    private static string? ReadString(ReadOnlySpan<byte> record, ref int at)
+    {
+        var length = BinaryPrimitives.ReadUInt16LittleEndian(record[at..]);
+        var value = length == 0 ? null : Encoding.UTF8.GetString(record.Slice(at + 2, length));
+        at += 2 + length;
+        return value;
+    }
+
+    public static OutboundMessage ReadSend(ReadOnlySpan<byte> record, long address)
+    {
+        var at = LogRecordFormat.HeaderSize;
+        var created = BinaryPrimitives.ReadInt64LittleEndian(record[at..]);
+        at += 8;
+        var tenant = ReadString(record, ref at) ?? "";
+        var phone = ReadString(record, ref at) ?? "";
+        var key = ReadString(record, ref at) ?? "";
+        var to = ReadString(record, ref at) ?? "";
+        var type = ReadString(record, ref at) ?? "";
+        var auth = ReadString(record, ref at);
+        var version = ReadString(record, ref at) ?? "";
+        var length = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
+        return new OutboundMessage(address, tenant, phone, key, to, type, auth, version, record.Slice(at + 4, length).ToArray(), created);
+    }
+
+    public static (long SendAddress, OutboundStep Step, string? Wamid) ReadStep(ReadOnlySpan<byte> record)
+    {
+        var at = LogRecordFormat.HeaderSize;
+        var address = BinaryPrimitives.ReadInt64LittleEndian(record[at..]);
+        var status = (OutboundStatus)record[at + 8];
+        var atMs = BinaryPrimitives.ReadInt64LittleEndian(record[(at + 9)..]);
+        var meta = BinaryPrimitives.ReadInt64LittleEndian(record[(at + 17)..]);
+        var code = BinaryPrimitives.ReadInt32LittleEndian(record[(at + 25)..]);
+        at += 29;
+        var wamid = ReadString(record, ref at);
+        var detail = ReadString(record, ref at);
+        return (address, new OutboundStep(status, atMs, meta, code, detail), wamid);
+    }
+}

@@ -1,0 +1,371 @@
+using System.Threading.RateLimiting;
+using FastIngest.Configuration;
+using FastIngest.Dispatch;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Outbound;
+
+/// <summary>One tenant's side of the send tier: its queue, its buckets, its token.</summary>
+internal sealed class OutboundLane : IDisposable
+{
+    public OutboundLane(Tenancy.Tenant tenant, OutboundOptions shared, TimeProvider time)
+    {
+        Tenant = tenant;
+        var o = tenant.Options.Outbound;
+        Options = o;
+        Bearer = string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
+        BotAuthorization = string.IsNullOrEmpty(o.BotToken) ? null : "Bearer " + o.BotToken;
+        Quota = o.Rate > 0 ? new ThroughputBucket(tenant.Id, o.Rate, shared.RateRecoveryInterval, time) : null;
+        Pairs = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = o.PairBurst,
+            TokensPerPeriod = 1,
+            ReplenishmentPeriod = o.PairInterval,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        }));
+    }
+
+    public Tenancy.Tenant Tenant { get; }
+    public TenantOutboundOptions Options { get; }
+
+    /// <summary><c>Bearer {AccessToken}</c>, or null when the bot's own header is passed through.</summary>
+    public string? Bearer { get; }
+
+    /// <summary><c>Bearer {BotToken}</c>: what the bot must present, or null (pass-through: any bearer is taken to Meta).</summary>
+    public string? BotAuthorization { get; }
+
+    public ThroughputBucket? Quota { get; }
+    public PartitionedRateLimiter<string> Pairs { get; }
+    public OutboundCounters Counters { get; } = new();
+
+    /// <summary>Queued sends, in order; retried ones go back to the front. Guarded by itself.</summary>
+    public LinkedList<OutboundMessage> Queue { get; } = new();
+
+    /// <summary>Recipients with a send in flight (one at a time per customer keeps their order). Scheduler thread only.</summary>
+    public HashSet<string> InFlightRecipients { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Recipients slowed down by a 131056 answer, until (Unix ms). Scheduler thread only.</summary>
+    public Dictionary<string, long> PairPenalty { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Unix ms until which the tenant is paused by an expired token (code 190); 0 when not paused.</summary>
+    public long PausedUntilUnixMs;
+
+    /// <summary>True while one send probes whether the token works again.</summary>
+    public bool Probing;
+
+    /// <summary>True while paused by an expired token.</summary>
+    public bool Paused => Volatile.Read(ref PausedUntilUnixMs) != 0;
+
+    public int QueueLength
+    {
+        get
+        {
+            lock (Queue)
+                return Queue.Count;
+        }
+    }
+
+    public void Dispose()
+    {
+        Quota?.Dispose();
+        Pairs.Dispose();
+    }
+}
+
+/// <summary>
+/// Takes queued sends to Meta under every limit: one scheduler task visits the tenants round robin and takes at most
+/// one send from each per round (deficit round robin with a quantum of one message: every send costs the same), so a
+/// tenant's single reply waits at most one round behind another tenant's 100,000 queued campaign messages. A send
+/// goes when its phone number's bucket, its tenant's quota bucket and its recipient pair's bucket all hold a token;
+/// up to <c>Outbound:MaxInFlight</c> requests are in flight at once, one per customer so their order holds.
+/// </summary>
+internal sealed class OutboundScheduler : IAsyncDisposable
+{
+    private const int ScanDepth = 64;
+    private readonly OutboundLane[] _lanes;
+    private readonly Dictionary<string, ThroughputBucket> _phones = new(StringComparer.Ordinal);
+    private readonly OutboundService _service;
+    private readonly GraphClient _graph;
+    private readonly OutboundOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _abort = new();
+    private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _blockedPhones = new(StringComparer.Ordinal);
+    private readonly List<Task> _sends = [];
+    private int _inFlight;
+    private int _next;
+    private Task _loop = Task.CompletedTask;
+
+    public OutboundScheduler(IReadOnlyList<OutboundLane> lanes, OutboundService service, GraphClient graph, OutboundOptions options, TimeProvider time, ILogger logger)
+    {
+        _lanes = [.. lanes];
+        _service = service;
+        _graph = graph;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        foreach (var lane in _lanes)
+        {
+            foreach (var phone in lane.Options.PhoneNumberIds)
+                _phones[phone] = new ThroughputBucket(phone, lane.Options.PhoneNumberRate, options.RateRecoveryInterval, time);
+        }
+    }
+
+    /// <summary>The phone numbers' buckets (for <c>/metrics</c>).</summary>
+    public IEnumerable<ThroughputBucket> PhoneBuckets => _phones.Values;
+
+    /// <summary>Requests to Meta in flight now.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    public void Start() => _loop = Task.Run(() => LoopAsync(_stop.Token));
+
+    /// <summary>Queues <paramref name="message"/> behind its tenant's other sends.</summary>
+    public void Enqueue(OutboundLane lane, OutboundMessage message)
+    {
+        lock (lane.Queue)
+            lane.Queue.AddLast(message);
+        _wake.Release();
+    }
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private async Task LoopAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var sent = false;
+                var waiting = false;
+                for (var k = 0; k < _lanes.Length && InFlight < _options.MaxInFlight; k++)
+                {
+                    var lane = _lanes[(_next + k) % _lanes.Length];
+                    if (lane.QueueLength == 0)
+                        continue;
+                    waiting = true;
+                    if (Pick(lane) is { } message)
+                    {
+                        sent = true;
+                        Launch(lane, message);
+                    }
+                }
+                _next = (_next + 1) % Math.Max(1, _lanes.Length);
+                if (!sent)
+                {
+                    // Tokens come back on the buckets' own timers: look again soon while anything waits for them.
+                    await _wake.WaitAsync(waiting ? TimeSpan.FromMilliseconds(5) : TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>The first send of <paramref name="lane"/> that may go now, with its tokens taken; null if none.</summary>
+    private OutboundMessage? Pick(OutboundLane lane)
+    {
+        var now = Now;
+        if (lane.Paused)
+        {
+            if (lane.Probing || now < Volatile.Read(ref lane.PausedUntilUnixMs))
+                return null;
+        }
+        if (lane.Quota is { Available: false })
+            return null;
+        _blocked.Clear();
+        _blockedPhones.Clear();
+        lock (lane.Queue)
+        {
+            var node = lane.Queue.First;
+            for (var scanned = 0; node is not null && scanned < ScanDepth; scanned++)
+            {
+                var m = node.Value;
+                var next = node.Next;
+                if (now - m.CreatedUnixMs > (long)_options.MaxAge.TotalMilliseconds)
+                {
+                    lane.Queue.Remove(node);
+                    _service.Fail(lane, m, 0, $"not accepted within Outbound:MaxAge ({_options.MaxAge}) after {m.Attempts} attempts");
+                    node = next;
+                    continue;
+                }
+                if (_blocked.Contains(m.To) || lane.InFlightRecipients.Contains(m.To) || m.NotBeforeUnixMs > now
+                    || (lane.PairPenalty.TryGetValue(m.To, out var until) && until > now))
+                {
+                    _blocked.Add(m.To);
+                    node = next;
+                    continue;
+                }
+                if (_blockedPhones.Contains(m.PhoneNumberId) || !_phones.TryGetValue(m.PhoneNumberId, out var phone) || !phone.Available)
+                {
+                    _blockedPhones.Add(m.PhoneNumberId);
+                    _blocked.Add(m.To);
+                    node = next;
+                    continue;
+                }
+                var pairKey = m.PhoneNumberId + ":" + m.To;
+                if (lane.Pairs.GetStatistics(pairKey)?.CurrentAvailablePermits < 1)
+                {
+                    _blocked.Add(m.To);
+                    node = next;
+                    continue;
+                }
+                phone.TryTake();
+                lane.Quota?.TryTake();
+                lane.Pairs.AttemptAcquire(pairKey).Dispose();
+                lane.Queue.Remove(node);
+                if (lane.Paused)
+                    lane.Probing = true;
+                return m;
+            }
+        }
+        return null;
+    }
+
+    private void Launch(OutboundLane lane, OutboundMessage message)
+    {
+        Interlocked.Increment(ref _inFlight);
+        lock (lane.Queue)
+            lane.InFlightRecipients.Add(message.To);
+        // A stop lets requests in flight finish (cutting one would send it again after the restart); only the drain deadline cuts them.
+        var task = SendAsync(lane, message, _abort.Token);
+        lock (_sends)
+        {
+            _sends.RemoveAll(t => t.IsCompleted);
+            _sends.Add(task);
+        }
+    }
+
+    private async Task SendAsync(OutboundLane lane, OutboundMessage message, CancellationToken ct)
+    {
+        await Task.Yield();
+        var requeue = false;
+        try
+        {
+            var body = message.Body;
+            _service.Submitted(message);
+            var answer = await _graph.SendAsync(message, message.Authorization ?? lane.Bearer ?? "", body, ct).ConfigureAwait(false);
+            requeue = Handle(lane, message, answer);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Cut by the drain deadline: it stays submitted in the book and goes out again after the next start.
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            OutboundLog.SendCrashed(_logger, ex, lane.Tenant.Id, message.Id);
+            message.NotBeforeUnixMs = Now + (long)_options.MaxBackoff.TotalMilliseconds;
+            requeue = true;
+        }
+        lock (lane.Queue)
+        {
+            if (requeue && !ct.IsCancellationRequested)
+                lane.Queue.AddFirst(message);
+            lane.InFlightRecipients.Remove(message.To);
+        }
+        Interlocked.Decrement(ref _inFlight);
+        _wake.Release();
+    }
+
+    /// <summary>Acts on Meta's answer; returns true when the send goes back to the front of its queue.</summary>
+    private bool Handle(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    {
+        var now = Now;
+        if (answer.Class != MetaErrorClass.AuthExpired && lane.Paused)
+        {
+            Volatile.Write(ref lane.PausedUntilUnixMs, 0);
+            lane.Probing = false;
+            OutboundLog.Resumed(_logger, lane.Tenant.Id);
+        }
+        switch (answer.Class)
+        {
+            case MetaErrorClass.None:
+                message.TransientFailures = 0;
+                _service.Accepted(lane, message, answer);
+                return false;
+            case MetaErrorClass.Permanent:
+                _service.Rejected(lane, message, answer);
+                return false;
+            case MetaErrorClass.Throughput:
+            {
+                lane.Counters.CountThrottled();
+                if (_phones.TryGetValue(message.PhoneNumberId, out var phone))
+                    phone.Cut();
+                var delay = RetryDelay(message, answer);
+                message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
+                OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.PhoneNumberId, _phones.GetValueOrDefault(message.PhoneNumberId)?.Rate ?? 0, (long)delay.TotalMilliseconds);
+                return true;
+            }
+            case MetaErrorClass.PairRate:
+            {
+                lane.Counters.CountThrottled();
+                var delay = RetryDelay(message, answer);
+                lock (lane.Queue)
+                    lane.PairPenalty[message.To] = now + (long)delay.TotalMilliseconds;
+                message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
+                OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.To, 0, (long)delay.TotalMilliseconds);
+                return true;
+            }
+            case MetaErrorClass.AuthExpired:
+                Volatile.Write(ref lane.PausedUntilUnixMs, now + (long)_options.PausedRetryInterval.TotalMilliseconds);
+                lane.Probing = false;
+                message.Attempts = Math.Max(0, message.Attempts - 1); // not the send's fault
+                OutboundLog.Paused(_logger, lane.Tenant.Id, answer.Code, answer.Detail ?? "", (long)_options.PausedRetryInterval.TotalSeconds);
+                return true;
+            default:
+            {
+                if (message.Attempts >= _options.MaxAttempts)
+                {
+                    _service.Fail(lane, message, answer.Code, $"{message.Attempts} attempts (Outbound:MaxAttempts); last: {answer.Detail}");
+                    return false;
+                }
+                lane.Counters.CountRetried();
+                var delay = RetryDelay(message, answer);
+                message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
+                OutboundLog.Retrying(_logger, lane.Tenant.Id, message.Id, message.Attempts, answer.Detail ?? "", (long)delay.TotalMilliseconds);
+                return true;
+            }
+        }
+    }
+
+    private TimeSpan RetryDelay(OutboundMessage message, GraphAnswer answer)
+    {
+        message.TransientFailures++;
+        var backoff = Backoff.Delay(message.TransientFailures, _options.InitialBackoff, _options.MaxBackoff);
+        return answer.RetryAfter is { } ra && ra > backoff && ra < TimeSpan.FromHours(1) ? ra : backoff;
+    }
+
+    /// <summary>Stops taking sends and waits for those in flight (each ends within <c>Outbound:Timeout</c>, or at <paramref name="deadline"/>).</summary>
+    public async Task StopAsync(CancellationToken deadline)
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        Task[] sends;
+        lock (_sends)
+            sends = [.. _sends];
+        try
+        {
+            await Task.WhenAll(sends).WaitAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            await _abort.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(sends).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stop.IsCancellationRequested)
+            await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        foreach (var phone in _phones.Values)
+            phone.Dispose();
+        _stop.Dispose();
+        _abort.Dispose();
+        _wake.Dispose();
+    }
+}

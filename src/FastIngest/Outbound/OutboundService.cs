@@ -1,0 +1,376 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using FastIngest.Configuration;
+using FastIngest.Delivery;
+using FastIngest.Ingest;
+using FastIngest.Parsing;
+using FastIngest.Storage;
+using FastIngest.Tenancy;
+using Microsoft.Extensions.Logging;
+
+namespace FastIngest.Outbound;
+
+/// <summary>What <see cref="OutboundService.Submit"/> decided.</summary>
+/// <param name="Message">The send (the first one, for a repeat of an idempotency key); null when refused.</param>
+/// <param name="Created">False for a repeat: nothing new was queued.</param>
+/// <param name="Durable">Completes when the send is durable.</param>
+/// <param name="RefusedBecause">Why the policy refused it (outside the customer service window), else null.</param>
+public readonly record struct SubmitResult(OutboundMessage? Message, bool Created, Task Durable, string? RefusedBecause);
+
+/// <summary>
+/// The send tier: takes sends from bots (<see cref="Submit"/>), queues them durably (<see cref="OutboundBook"/>),
+/// refuses free-form messages outside the 24-hour customer service window (<see cref="CustomerWindowStore"/>), sends
+/// them under every rate limit (<see cref="OutboundScheduler"/>), and drives each through its lifecycle from Meta's
+/// answer and then from the status webhooks the ingest path receives for its wamid. Each lifecycle step from
+/// accepted on is also delivered to the tenant's bot as an event, through the event log like a webhook:
+/// <c>{"object":"whatsapp_business_account","entry":[{"id":"fastingest","changes":[{"field":"fastingest_outbound","value":{"id","status","phone_number_id","to","wamid","attempts","timestamp","metadata":{"phone_number_id"},"error":{"code","message"}}}]}]}</c>.
+/// Layout: <c>DataDir/outbound/</c> (sends and steps), <c>DataDir/window/</c> (last inbound per customer).
+/// </summary>
+public sealed class OutboundService : IAsyncDisposable
+{
+    /// <summary>The <c>field</c> of lifecycle events forwarded to bots.</summary>
+    public const string LifecycleField = "fastingest_outbound";
+
+    private readonly OutboundOptions _options;
+    private readonly EventLog _events;
+    private readonly DeliveryStateStore _states;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Dictionary<string, OutboundLane> _byPhone = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, OutboundLane> _byTenant = new(StringComparer.Ordinal);
+    private readonly OutboundScheduler _scheduler;
+    private readonly Channel<(OutboundLane Lane, byte[] Body)> _lifecycle = Channel.CreateUnbounded<(OutboundLane, byte[])>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<string, (long Outage, HashSet<string> Customers)> _holding = new(StringComparer.Ordinal);
+    private Task _pump = Task.CompletedTask;
+
+    /// <summary>Opens the book and the window store under <paramref name="dataDir"/> and builds a lane per tenant with phone numbers.</summary>
+    /// <exception cref="IOException">The data directory cannot be used.</exception>
+    public OutboundService(FastIngestOptions options, TenantRegistry tenants, EventLog events, DeliveryStateStore states, HttpClient http, string dataDir, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(tenants);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _options = options.Outbound;
+        _events = events;
+        _states = states;
+        _time = time;
+        _logger = loggerFactory.CreateLogger("FastIngest.Outbound");
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        Book = new OutboundBook(Path.Combine(dataDir, "outbound"), _options.MaxBodyBytes + 4096, Math.Max(options.Storage.LogMemoryBytes / 4, 1L << 20),
+            now - (long)_options.Retention.TotalMilliseconds, loggerFactory.CreateLogger("FastIngest.Outbound.Log"));
+        Windows = new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window"));
+        var lanes = new List<OutboundLane>();
+        foreach (var tenant in tenants.All)
+        {
+            if (tenant.Options.Outbound.PhoneNumberIds.Count == 0)
+                continue;
+            var lane = new OutboundLane(tenant, _options, time);
+            lanes.Add(lane);
+            _byTenant[tenant.Id] = lane;
+            foreach (var phone in tenant.Options.Outbound.PhoneNumberIds)
+                _byPhone[phone] = lane;
+            if (!string.IsNullOrEmpty(tenant.Options.Outbound.HoldingMessage))
+                tenant.Outage.Sink = (outage, phone, customer, ts) => Hold(lane, outage, phone, customer, ts);
+        }
+        Lanes = lanes;
+        _scheduler = new OutboundScheduler(lanes, this, new GraphClient(http, new Uri(_options.GraphUrl), _options.Timeout), _options, time, _logger);
+    }
+
+    /// <summary><c>Outbound:MaxBodyBytes</c>.</summary>
+    public int MaxBodyBytes => _options.MaxBodyBytes;
+
+    /// <summary><c>Outbound:MaxWait</c>.</summary>
+    public TimeSpan MaxWait => _options.MaxWait;
+
+    /// <summary>Every send remembered.</summary>
+    public OutboundBook Book { get; }
+
+    /// <summary>The customer service windows.</summary>
+    public CustomerWindowStore Windows { get; }
+
+    internal IReadOnlyList<OutboundLane> Lanes { get; }
+
+    /// <summary>The phone numbers' buckets (rate now, cuts) for <c>/metrics</c>.</summary>
+    public IEnumerable<ThroughputBucket> PhoneBuckets => _scheduler.PhoneBuckets;
+
+    /// <summary>Each sending tenant's id, counters, queued sends and whether an expired token paused it.</summary>
+    public IEnumerable<(string Tenant, OutboundCounters Counters, int Queued, bool Paused)> TenantStats()
+        => Lanes.Select(l => (l.Tenant.Id, l.Counters, l.QueueLength + 0, l.Paused));
+
+    /// <summary>True when <paramref name="tenant"/> sends through FastIngest (it lists phone numbers).</summary>
+    internal bool Sends(Tenant tenant) => _byTenant.ContainsKey(tenant.Id);
+
+    /// <summary>The lane of <paramref name="phoneNumberId"/>, or null when no tenant lists it.</summary>
+    internal OutboundLane? LaneOf(string phoneNumberId) => _byPhone.GetValueOrDefault(phoneNumberId);
+
+    internal OutboundLane? LaneOfTenant(string tenant) => _byTenant.GetValueOrDefault(tenant);
+
+    /// <summary>Queues what the book still holds unanswered (a restart), then starts sending.</summary>
+    public void Start()
+    {
+        foreach (var m in Book.Unanswered())
+        {
+            if (_byTenant.TryGetValue(m.Tenant, out var lane))
+                _scheduler.Enqueue(lane, m);
+        }
+        _scheduler.Start();
+        _pump = Task.Run(PumpAsync);
+    }
+
+    /// <summary>The idempotency key of a send without an <c>Idempotency-Key</c> header: <c>sha256:</c> and the hex hash of phone number and body.</summary>
+    public static string BodyKey(string phoneNumberId, ReadOnlySpan<byte> body)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(Encoding.UTF8.GetBytes(phoneNumberId));
+        hash.AppendData([0]);
+        hash.AppendData(body);
+        return "sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Queues a checked send of <paramref name="lane"/>'s tenant, or finds the first send of the same idempotency key,
+    /// or refuses a free-form message outside the customer service window.
+    /// </summary>
+    /// <exception cref="IOException">The outbound log cannot be written.</exception>
+    internal SubmitResult Submit(OutboundLane lane, string version, string phoneNumberId, SendRequest request, byte[] body, string key, string? authorization, bool windowKnownOpen = false)
+    {
+        if (!request.IsTemplate && !windowKnownOpen && Book.FindKey(lane.Tenant.Id, key) is null)
+        {
+            var last = Windows.LastInbound(lane.Tenant.Id, phoneNumberId, request.To);
+            var now = _time.GetUtcNow().ToUnixTimeSeconds();
+            if (last == 0 || now - last > (long)CustomerWindowStore.Window.TotalSeconds)
+            {
+                lane.Counters.Count(OutboundOutcome.RefusedByPolicy);
+                var when = last == 0 ? "no inbound message from this customer is known" : $"the customer last wrote at {DateTimeOffset.FromUnixTimeSeconds(last):u}";
+                return new SubmitResult(null, false, Task.CompletedTask,
+                    $"Re-engagement message: a free-form message may only go within the 24-hour customer service window, and {when}; send a template instead (refused by FastIngest before Meta)");
+            }
+        }
+        var (message, created, durable) = Book.Add(lane.Tenant.Id, phoneNumberId, key, request.To, request.Type, lane.Bearer is null ? authorization : null, version, body, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (created)
+        {
+            lane.Counters.Count(OutboundOutcome.Queued);
+            _ = EnqueueWhenDurable(lane, message, durable);
+        }
+        return new SubmitResult(message, created, durable, null);
+    }
+
+    private async Task EnqueueWhenDurable(OutboundLane lane, OutboundMessage message, Task durable)
+    {
+        try
+        {
+            await durable.ConfigureAwait(false);
+            _scheduler.Enqueue(lane, message);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            OutboundLog.SendCrashed(_logger, ex, lane.Tenant.Id, message.Id);
+        }
+    }
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    internal void Submitted(OutboundMessage message)
+        => Book.Record(message, new OutboundStep(OutboundStatus.Submitted, Now, 0, 0, null));
+
+    internal void Accepted(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    {
+        message.MetaAnswer = (answer.HttpStatus, answer.Body);
+        if (!Move(lane, message, new OutboundStep(OutboundStatus.Accepted, Now, 0, 0, null), answer.Wamid))
+            return;
+        // Statuses of this wamid may have come in before Meta's answer did: take them from the delivery state.
+        if (answer.Wamid is not null && _states.Find(lane.Tenant.Id, answer.Wamid) is { } delivery)
+        {
+            foreach (var change in delivery.History)
+                Move(lane, message, new OutboundStep(Map(change.Status), Now, change.MetaUnixSeconds, 0, null), null);
+        }
+    }
+
+    internal void Rejected(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    {
+        message.MetaAnswer = (answer.HttpStatus, answer.Body);
+        Move(lane, message, new OutboundStep(OutboundStatus.Rejected, Now, 0, answer.Code, answer.Detail), null);
+        OutboundLog.Ended(_logger, lane.Tenant.Id, message.Id, "rejected", answer.Code, answer.Detail ?? "");
+    }
+
+    internal void Fail(OutboundLane lane, OutboundMessage message, int code, string detail)
+    {
+        Move(lane, message, new OutboundStep(OutboundStatus.Failed, Now, 0, code, detail), null);
+        OutboundLog.Ended(_logger, lane.Tenant.Id, message.Id, "failed", code, detail);
+    }
+
+    /// <summary>
+    /// A status webhook for <paramref name="wamid"/> read by <paramref name="tenant"/>'s dispatcher (in log order; again
+    /// after a restart, which changes nothing: steps only move forward).
+    /// </summary>
+    internal void OnStatus(Tenant tenant, ReadOnlySpan<byte> wamid, MessageStatus status, long metaUnixSeconds, int errorCode, string? errorTitle)
+    {
+        if (!_byTenant.TryGetValue(tenant.Id, out var lane) || status == MessageStatus.None)
+            return;
+        if (Book.FindByWamid(tenant.Id, Encoding.UTF8.GetString(wamid)) is not { } message)
+            return;
+        Move(lane, message, new OutboundStep(Map(status), Now, metaUnixSeconds, status == MessageStatus.Failed ? errorCode : 0, status == MessageStatus.Failed ? errorTitle : null), null);
+    }
+
+    private static OutboundStatus Map(MessageStatus status) => status switch
+    {
+        MessageStatus.Sent => OutboundStatus.Sent,
+        MessageStatus.Delivered => OutboundStatus.Delivered,
+        MessageStatus.Read => OutboundStatus.Read,
+        MessageStatus.Failed => OutboundStatus.Failed,
+        _ => OutboundStatus.Queued,
+    };
+
+    private bool Move(OutboundLane lane, OutboundMessage message, OutboundStep step, string? wamid)
+    {
+        if (!Book.Record(message, step, wamid))
+            return false;
+        lane.Counters.Count(step.Status switch
+        {
+            OutboundStatus.Accepted => OutboundOutcome.Accepted,
+            OutboundStatus.Sent => OutboundOutcome.Sent,
+            OutboundStatus.Delivered => OutboundOutcome.Delivered,
+            OutboundStatus.Read => OutboundOutcome.Read,
+            OutboundStatus.Rejected => OutboundOutcome.Rejected,
+            _ => OutboundOutcome.Failed,
+        });
+        _lifecycle.Writer.TryWrite((lane, LifecycleEvent(message, step)));
+        return true;
+    }
+
+    /// <summary>The Meta-shaped webhook body of one lifecycle step (see the class remarks).</summary>
+    internal static byte[] LifecycleEvent(OutboundMessage message, OutboundStep step)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("object", "whatsapp_business_account");
+            w.WriteStartArray("entry");
+            w.WriteStartObject();
+            w.WriteString("id", "fastingest");
+            w.WriteStartArray("changes");
+            w.WriteStartObject();
+            w.WriteString("field", LifecycleField);
+            w.WriteStartObject("value");
+            w.WriteString("id", message.Id);
+            w.WriteString("status", OutboundMessage.Name(step.Status));
+            w.WriteString("phone_number_id", message.PhoneNumberId);
+            w.WriteStartObject("metadata");
+            w.WriteString("phone_number_id", message.PhoneNumberId);
+            w.WriteEndObject();
+            w.WriteString("to", message.To);
+            if (message.Wamid is not null)
+                w.WriteString("wamid", message.Wamid);
+            w.WriteNumber("attempts", message.Attempts);
+            w.WriteString("timestamp", (step.MetaUnixSeconds > 0 ? step.MetaUnixSeconds : step.AtUnixMs / 1000).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteNumber("recorded_at_ms", step.AtUnixMs);
+            if (step.Status is OutboundStatus.Failed or OutboundStatus.Rejected)
+            {
+                w.WriteStartObject("error");
+                w.WriteNumber("code", step.Code);
+                w.WriteString("message", step.Detail ?? "");
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Appends lifecycle events to the event log, where the tenant's dispatcher delivers them like webhooks.</summary>
+    private async Task PumpAsync()
+    {
+        using var events = new EventBuffer(4);
+        var id = new byte[EventIdentity.MaxLength];
+        await foreach (var (lane, body) in _lifecycle.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            if (!WebhookParser.Parse(body, events).Success || events.Count != 1)
+                continue;
+            var idLength = EventIdentity.Write(body, in events[0], id);
+            var key = EventIdentity.Key(lane.Tenant.IdUtf8, id.AsSpan(0, idLength));
+            var record = new BatchRecord(lane.Tenant.IdUtf8, Now, [0], [key], 1, body, body.Length);
+            while (!_events.TryAppend(record, out _))
+            {
+                if (_events.Failure is not null)
+                    break;
+                await Task.Delay(2).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// An inbound message while the tenant's bot has been failing for <c>HoldingAfter</c>: queue the holding message to
+    /// that customer, once per customer per outage (the idempotency key holds across restarts), inside the window.
+    /// </summary>
+    private void Hold(OutboundLane lane, long outage, string phoneNumberId, string customer, long metaUnixSeconds)
+    {
+        if (_time.GetUtcNow().ToUnixTimeSeconds() - metaUnixSeconds > (long)CustomerWindowStore.Window.TotalSeconds || !_byPhone.ContainsKey(phoneNumberId))
+            return;
+        lock (_holding)
+        {
+            if (!_holding.TryGetValue(lane.Tenant.Id, out var seen) || seen.Outage != outage)
+                _holding[lane.Tenant.Id] = seen = (outage, new HashSet<string>(StringComparer.Ordinal));
+            if (!seen.Customers.Add(customer))
+                return;
+        }
+        var body = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+        {
+            ["messaging_product"] = "whatsapp",
+            ["recipient_type"] = "individual",
+            ["to"] = customer,
+            ["type"] = "text",
+            ["text"] = new Dictionary<string, string> { ["body"] = lane.Options.HoldingMessage! },
+        });
+        var key = $"holding:{outage}:{phoneNumberId}:{customer}";
+        try
+        {
+            var result = Submit(lane, _options.GraphVersion, phoneNumberId, new SendRequest(customer, "text"), body, key, null, windowKnownOpen: true);
+            if (result.Created)
+                OutboundLog.Holding(_logger, lane.Tenant.Id, customer, result.Message!.Id);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException)
+        {
+            OutboundLog.SendCrashed(_logger, ex, lane.Tenant.Id, key);
+        }
+    }
+
+    /// <summary>Checkpoints the window store, forgets sends past <c>Outbound:Retention</c> and commits the outbound log.</summary>
+    public async Task CheckpointAsync(CancellationToken cancellationToken = default)
+    {
+        await Windows.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        Book.Forget(Now - (long)_options.Retention.TotalMilliseconds);
+        Book.Commit();
+    }
+
+    /// <summary>Stops sending (requests in flight may finish until <paramref name="deadline"/>) and delivers the lifecycle events still queued to the event log.</summary>
+    public async Task StopAsync(CancellationToken deadline)
+    {
+        await _scheduler.StopAsync(deadline).ConfigureAwait(false);
+        _lifecycle.Writer.TryComplete();
+        await _pump.ConfigureAwait(false);
+        Book.Commit();
+    }
+
+    /// <summary>Stops (if not stopped) and closes the stores.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_lifecycle.Writer.TryComplete())
+        {
+            await _scheduler.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _pump.ConfigureAwait(false);
+        }
+        await _scheduler.DisposeAsync().ConfigureAwait(false);
+        foreach (var lane in Lanes)
+            lane.Dispose();
+        Book.Dispose();
+        Windows.Dispose();
+    }
+}

@@ -1,0 +1,105 @@
+using System.Threading.RateLimiting;
+
+namespace FastIngest.Outbound;
+
+/// <summary>
+/// A token bucket (<see cref="TokenBucketRateLimiter"/>) whose rate Meta can push down: <see cref="Cut"/> halves it
+/// after a throttling answer (130429, 80007), and each <c>Outbound:RateRecoveryInterval</c> without another one gives
+/// back a tenth of the configured rate. The bucket holds at most one replenishment's worth of tokens (a tenth of a
+/// second at 10 messages/s or more), so no window of T seconds sees more than rate × T plus that burst.
+/// </summary>
+/// <remarks>Taken from one thread (the scheduler); <see cref="Rate"/> may be read from any.</remarks>
+public sealed class ThroughputBucket : IDisposable
+{
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _recovery;
+    private TokenBucketRateLimiter _limiter;
+    private double _rate;
+    private long _lastChange;
+
+    /// <summary>A full bucket of <paramref name="ratePerSecond"/> (messages/s).</summary>
+    public ThroughputBucket(string name, double ratePerSecond, TimeSpan recoveryInterval, TimeProvider time)
+    {
+        Name = name;
+        ConfiguredRate = ratePerSecond;
+        _rate = ratePerSecond;
+        _recovery = recoveryInterval;
+        _time = time;
+        _limiter = Build(ratePerSecond, drained: false);
+        _lastChange = time.GetTimestamp();
+    }
+
+    /// <summary>What it limits (a phone_number_id, or a tenant id).</summary>
+    public string Name { get; }
+
+    /// <summary>The configured rate, messages/s.</summary>
+    public double ConfiguredRate { get; }
+
+    /// <summary>The rate now, messages/s (lower than configured after throttling answers).</summary>
+    public double Rate => Volatile.Read(ref _rate);
+
+    /// <summary>Throttling answers that cut it, since start.</summary>
+    public long Cuts { get; private set; }
+
+    private static TokenBucketRateLimiter Build(double rate, bool drained)
+    {
+        // Whole tokens per period; the period carries the fraction, so the rate is exact (1.5/s: a token each 667 ms).
+        var tokens = Math.Max(1, (int)Math.Floor(rate / 10));
+        var limiter = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = tokens,
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(tokens / rate),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        });
+        if (drained)
+            limiter.AttemptAcquire(tokens).Dispose();
+        return limiter;
+    }
+
+    /// <summary>True when a token is there now.</summary>
+    public bool Available
+    {
+        get
+        {
+            Recover();
+            return _limiter.GetStatistics()?.CurrentAvailablePermits >= 1;
+        }
+    }
+
+    /// <summary>Takes a token if there is one.</summary>
+    public bool TryTake()
+    {
+        Recover();
+        using var lease = _limiter.AttemptAcquire(1);
+        return lease.IsAcquired;
+    }
+
+    /// <summary>Halves the rate (down to a hundredth of the configured one, at least 0.1/s) and empties the bucket.</summary>
+    public void Cut()
+    {
+        var cut = Math.Max(Math.Max(ConfiguredRate / 100, 0.1), Rate / 2);
+        Replace(cut);
+        Cuts++;
+    }
+
+    private void Recover()
+    {
+        if (Rate >= ConfiguredRate || _time.GetElapsedTime(_lastChange) < _recovery)
+            return;
+        Replace(Math.Min(ConfiguredRate, Rate + ConfiguredRate / 10));
+    }
+
+    private void Replace(double rate)
+    {
+        var old = _limiter;
+        _limiter = Build(rate, drained: true);
+        Volatile.Write(ref _rate, rate);
+        _lastChange = _time.GetTimestamp();
+        old.Dispose();
+    }
+
+    /// <summary>Stops the replenishment timer.</summary>
+    public void Dispose() => _limiter.Dispose();
+}
