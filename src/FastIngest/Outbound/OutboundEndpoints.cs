@@ -19,7 +19,8 @@ namespace FastIngest.Outbound;
 /// <c>{"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],"messages":[{"id":"fo-…","message_status":"queued"}]}</c>
 /// and <c>Location: /v1/outbound/{id}</c> once the send is durable; with <c>Prefer: wait=N</c> (seconds, at most
 /// <c>Outbound:MaxWait</c>), Meta's own status and body once Meta answers within N; with an <c>Idempotency-Key</c>
-/// (or the same body again) the first send's result and <c>Idempotent-Replayed: true</c>, never a second send.
+/// (or the same body again) the first send's id with its status now (or, with <c>Prefer: wait</c>, Meta's answer to it)
+/// and <c>Idempotent-Replayed: true</c>, never a second send.
 /// Errors have Meta's shape <c>{"error":{"message","type","code","error_data":{"details"}}}</c>: 400 code 100 for a
 /// malformed body (<c>fastingest_field</c> names the field), 400 code 131047 for a free-form message outside the
 /// 24-hour window (refused before Meta), 401 code 190 for a missing or wrong token, 404 for an unknown phone number or
@@ -150,9 +151,9 @@ public static class OutboundEndpoints
             {
             }
         }
-        if ((wait > TimeSpan.Zero || !result.Created) && message.HasAnswer)
+        if (wait > TimeSpan.Zero && message.HasAnswer)
         {
-            context.Response.Headers["Preference-Applied"] = wait > TimeSpan.Zero ? "wait" : default;
+            context.Response.Headers["Preference-Applied"] = "wait";
             await WriteAnswerAsync(context, message).ConfigureAwait(false);
             return;
         }

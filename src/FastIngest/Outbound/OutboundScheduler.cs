@@ -156,8 +156,15 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 _next = (_next + 1) % Math.Max(1, _lanes.Length);
                 if (!sent)
                 {
+                    // Throttled rates recover even while nothing is queued (so /metrics shows the rate a send would get).
+                    var recovering = false;
+                    foreach (var phone in _phones.Values)
+                        recovering |= phone.Recover();
+                    foreach (var lane in _lanes)
+                        recovering |= lane.Quota?.Recover() == true;
                     // Tokens come back on the buckets' own timers: look again soon while anything waits for them.
-                    await _wake.WaitAsync(waiting ? TimeSpan.FromMilliseconds(5) : TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                    var idle = waiting ? TimeSpan.FromMilliseconds(5) : recovering ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1);
+                    await _wake.WaitAsync(idle, ct).ConfigureAwait(false);
                 }
             }
         }

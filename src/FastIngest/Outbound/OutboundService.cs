@@ -45,6 +45,7 @@ public sealed class OutboundService : IAsyncDisposable
     private readonly Channel<(OutboundLane Lane, byte[] Body)> _lifecycle = Channel.CreateUnbounded<(OutboundLane, byte[])>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<string, (long Outage, HashSet<string> Customers)> _holding = new(StringComparer.Ordinal);
     private Task _pump = Task.CompletedTask;
+    private static readonly JsonSerializerOptions s_plainJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>Opens the book and the window store under <paramref name="dataDir"/> and builds a lane per tenant with phone numbers.</summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
@@ -328,7 +329,7 @@ public sealed class OutboundService : IAsyncDisposable
             ["to"] = customer,
             ["type"] = "text",
             ["text"] = new Dictionary<string, string> { ["body"] = lane.Options.HoldingMessage! },
-        });
+        }, s_plainJson);
         var key = $"holding:{outage}:{phoneNumberId}:{customer}";
         try
         {

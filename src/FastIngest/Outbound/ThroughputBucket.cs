@@ -84,11 +84,14 @@ public sealed class ThroughputBucket : IDisposable
         Cuts++;
     }
 
-    private void Recover()
+    /// <summary>Gives back a tenth of the configured rate if <c>RateRecoveryInterval</c> has passed since the last change; true while still below it.</summary>
+    public bool Recover()
     {
-        if (Rate >= ConfiguredRate || _time.GetElapsedTime(_lastChange) < _recovery)
-            return;
-        Replace(Math.Min(ConfiguredRate, Rate + ConfiguredRate / 10));
+        if (Rate >= ConfiguredRate)
+            return false;
+        if (_time.GetElapsedTime(_lastChange) >= _recovery)
+            Replace(Math.Min(ConfiguredRate, Rate + ConfiguredRate / 10));
+        return Rate < ConfiguredRate;
     }
 
     private void Replace(double rate)

@@ -163,7 +163,7 @@ internal sealed class FakeGraphApi : IAsyncDisposable
         _arrived.Release();
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync($$"""{"error":{"message":"{{message}}","type":"OAuthException","code":{{code}},"error_data":{"messaging_product":"whatsapp","details":"{{message}} (fake Graph API)"},"fbtrace_id":"AbCdEf"}}""");
+        await context.Response.WriteAsync($$$"""{"error":{"message":"{{{message}}}","type":"OAuthException","code":{{{code}}},"error_data":{"messaging_product":"whatsapp","details":"{{{message}}} (fake Graph API)"},"fbtrace_id":"AbCdEf"}}""");
     }
 
     /// <summary>

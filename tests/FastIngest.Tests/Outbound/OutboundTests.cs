@@ -1,0 +1,452 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using FastIngest.Tests.Support;
+
+namespace FastIngest.Tests.Outbound;
+
+/// <summary>
+/// The send tier against the real server, a real bot and a fake Graph API on loopback: queue and lifecycle,
+/// idempotency, the 24-hour window, rates, fairness, Meta's error classes, restarts and the holding message.
+/// </summary>
+public sealed class OutboundTests : IAsyncLifetime
+{
+    internal const string Secret = "app-secret";
+    internal const string Phone = Payloads.PhoneNumberId;
+    internal const string Phone2 = "200000000000002";
+    internal const string MetaToken = "meta-access-token";
+    internal const string BotToken = "bot-token-0123456789";
+    internal const string BotToken2 = "bot-token-tenant-two";
+    private const string AdminToken = "admin-token-0123456789";
+    private readonly TempDir _dir = new();
+    private FakeGraphApi _graph = null!;
+    private BotServer _bot = null!;
+    private IngestServer? _server;
+
+    public async Task InitializeAsync()
+    {
+        _graph = await FakeGraphApi.StartAsync();
+        _graph.Token = MetaToken;
+        _bot = await BotServer.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_server is not null)
+            await _server.DisposeAsync();
+        await _bot.DisposeAsync();
+        await _graph.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private IngestServer Server => _server!;
+
+    private async Task StartAsync(Dictionary<string, string?>? more = null)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["FastIngest:AdminToken"] = AdminToken,
+            ["FastIngest:Outbound:GraphUrl"] = _graph.Url,
+            ["FastIngest:Outbound:InitialBackoff"] = "00:00:00.05",
+            ["FastIngest:Outbound:MaxBackoff"] = "00:00:00.3",
+            ["FastIngest:Outbound:RateRecoveryInterval"] = "00:00:00.2",
+            ["FastIngest:Outbound:PausedRetryInterval"] = "00:00:00.5",
+            ["FastIngest:Tenants:0:Outbound:PhoneNumberIds:0"] = Phone,
+            ["FastIngest:Tenants:0:Outbound:AccessToken"] = MetaToken,
+            ["FastIngest:Tenants:0:Outbound:BotToken"] = BotToken,
+            ["FastIngest:Tenants:1:Outbound:PhoneNumberIds:0"] = Phone2,
+            ["FastIngest:Tenants:1:Outbound:AccessToken"] = MetaToken,
+            ["FastIngest:Tenants:1:Outbound:BotToken"] = BotToken2,
+        };
+        foreach (var kv in more ?? [])
+            settings[kv.Key] = kv.Value;
+        _server = await IngestServer.StartAsync(_dir.Path,
+            [new TestTenant("t1", Secret, ForwardUrl: _bot.Url), new TestTenant("t2", "secret-two")], settings);
+    }
+
+    private async Task RestartAsync(Dictionary<string, string?>? more = null)
+    {
+        await _server!.DisposeAsync();
+        _server = null;
+        await StartAsync(more);
+    }
+
+    internal static byte[] Text(string to, string text = "hello there")
+        => Encoding.UTF8.GetBytes($$$"""{"messaging_product":"whatsapp","recipient_type":"individual","to":"{{{to}}}","type":"text","text":{"body":"{{{text}}}"}}""");
+
+    internal static byte[] Template(string to, string name = "order_update")
+        => Encoding.UTF8.GetBytes($$$$"""{"messaging_product":"whatsapp","to":"{{{{to}}}}","type":"template","template":{"name":"{{{{name}}}}","language":{"code":"en_US"}}}""");
+
+    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(byte[] body, string phone = Phone, string token = BotToken, string? key = null, int? wait = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/graph/v23.0/{phone}/messages") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        if (key is not null)
+            request.Headers.Add("Idempotency-Key", key);
+        if (wait is not null)
+            request.Headers.Add("Prefer", $"wait={wait}");
+        var response = await Server.Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone(), response);
+    }
+
+    private static string IdOf(JsonElement body) => body.GetProperty("messages")[0].GetProperty("id").GetString()!;
+
+    private async Task<JsonElement> ShowAsync(string id, string token = BotToken)
+    {
+        var (status, body) = await Server.AdminAsync(HttpMethod.Get, $"/v1/outbound/{id}", token);
+        Assert.Equal(HttpStatusCode.OK, status);
+        return body;
+    }
+
+    private async Task<JsonElement> WaitForStatusAsync(string id, string status, int seconds = 15)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var shown = await ShowAsync(id);
+            if (shown.GetProperty("status").GetString() == status)
+                return shown;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"{id} stayed {shown}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The customer writes in (opens the 24-hour window) and the bot gets it.</summary>
+    private async Task CustomerWritesAsync(string from, string wamid, long? timestamp = null)
+    {
+        var before = _bot.Delivered.Count;
+        using var response = await Server.PostAsync("t1", Payloads.InboundAt(wamid, from, timestamp), Secret);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await _bot.WaitForDeliveredAsync(before + 1);
+    }
+
+    private IReadOnlyList<JsonElement> Lifecycle(string id) => [.. _bot.Delivered
+        .Select(r => JsonDocument.Parse(r.Body).RootElement.GetProperty("entry")[0].GetProperty("changes")[0])
+        .Where(c => c.GetProperty("field").GetString() == "fastingest_outbound")
+        .Select(c => c.GetProperty("value"))
+        .Where(v => v.GetProperty("id").GetString() == id)];
+
+    [Fact]
+    public async Task A_reply_is_queued_durably_sent_with_the_tenant_token_and_followed_to_read_through_out_of_order_statuses()
+    {
+        await StartAsync();
+        await CustomerWritesAsync("16505550001", "wamid.IN1");
+        var body = Text("+1 650-555-0001");
+        var (status, answer, response) = await SendAsync(body);
+
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        var id = IdOf(answer);
+        Assert.StartsWith("fo-", id, StringComparison.Ordinal);
+        Assert.Equal("/v1/outbound/" + id, response.Headers.Location!.ToString());
+        Assert.Equal("16505550001", answer.GetProperty("contacts")[0].GetProperty("wa_id").GetString());
+
+        await _graph.WaitForAcceptedAsync(1);
+        var sent = Assert.Single(_graph.Sends);
+        Assert.Equal(body, sent.Body); // byte for byte as the bot wrote it
+        Assert.Equal("Bearer " + MetaToken, sent.Authorization);
+        Assert.Equal("v23.0", sent.Version);
+        var accepted = await WaitForStatusAsync(id, "accepted");
+        Assert.Equal(sent.Wamid, accepted.GetProperty("wamid").GetString());
+
+        // Meta's statuses, out of order and repeated: read first, then the older sent and delivered, then read again.
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await FakeGraphApi.PostStatusesAsync(Server.Client, "t1", Secret, sent.Wamid!, "16505550001", ("read", t0 + 3), ("sent", t0 + 1), ("delivered", t0 + 2), ("read", t0 + 3));
+        var read = await WaitForStatusAsync(id, "read");
+        Assert.Equal(["queued", "submitted", "accepted", "read"], read.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("status").GetString()!).ToArray());
+        Assert.Equal(t0 + 3, read.GetProperty("history")[3].GetProperty("timestamp").GetInt64());
+
+        // Each step from accepted on reached the bot once, as an event of its own.
+        await WaitUntilAsync(() => Lifecycle(id).Count >= 2);
+        await Task.Delay(300);
+        Assert.Equal(["accepted", "read"], Lifecycle(id).Select(v => v.GetProperty("status").GetString()!).ToArray());
+        Assert.Equal(sent.Wamid, Lifecycle(id)[1].GetProperty("wamid").GetString());
+
+        // Not for other tokens; the admin token may look.
+        Assert.Equal(HttpStatusCode.NotFound, (await Server.AdminAsync(HttpMethod.Get, $"/v1/outbound/{id}", BotToken2)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Server.AdminAsync(HttpMethod.Get, $"/v1/outbound/{id}", AdminToken)).Status);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, int seconds = 15)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("condition not met");
+            await Task.Delay(25);
+        }
+    }
+
+    [Fact]
+    public async Task A_repeated_send_returns_the_first_result_and_never_sends_twice_even_across_a_restart()
+    {
+        await StartAsync();
+        await CustomerWritesAsync("16505550002", "wamid.IN2");
+        var (s1, first, _) = await SendAsync(Text("16505550002", "once"), key: "order-42-reply");
+        var (s2, second, r2) = await SendAsync(Text("16505550002", "once"), key: "order-42-reply");
+        Assert.Equal(HttpStatusCode.Accepted, s1);
+        Assert.Equal(IdOf(first), IdOf(second));
+        Assert.Equal("true", r2.Headers.GetValues("Idempotent-Replayed").Single());
+
+        // Without a key, the same body is the key.
+        var (_, a, _) = await SendAsync(Template("16505550003"));
+        var (_, b, _) = await SendAsync(Template("16505550003"));
+        Assert.Equal(IdOf(a), IdOf(b));
+        await _graph.WaitForAcceptedAsync(2);
+
+        await RestartAsync();
+        var (s3, third, r3) = await SendAsync(Text("16505550002", "once"), key: "order-42-reply");
+        Assert.Equal(HttpStatusCode.Accepted, s3); // the first send's id, with its status now
+        Assert.Equal("true", r3.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(IdOf(first), IdOf(third));
+        Assert.Equal("accepted", third.GetProperty("messages")[0].GetProperty("message_status").GetString());
+        // Waiting for Meta's answer gives it as Meta gave it, rebuilt from the book after the restart.
+        var (s4, fourth, _) = await SendAsync(Text("16505550002", "once"), key: "order-42-reply", wait: 5);
+        Assert.Equal(HttpStatusCode.OK, s4);
+        Assert.Equal(_graph.Accepted.Single(s => s.To == "16505550002").Wamid, IdOf(fourth));
+        await Task.Delay(300);
+        Assert.Equal(2, _graph.Sends.Count);
+    }
+
+    [Fact]
+    public async Task Free_form_outside_the_window_is_refused_before_Meta_templates_pass_and_bad_bodies_name_the_field()
+    {
+        await StartAsync();
+        await CustomerWritesAsync("16505550005", "wamid.OLD", DateTimeOffset.UtcNow.AddHours(-25).ToUnixTimeSeconds());
+
+        var (status, error, response) = await SendAsync(Text("16505550005"));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(131047, error.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Contains("24-hour customer service window", error.GetProperty("error").GetProperty("error_data").GetProperty("details").GetString(), StringComparison.Ordinal);
+        Assert.Equal("customer-service-window", response.Headers.GetValues("X-FastIngest-Refused").Single());
+        var (never, _, _) = await SendAsync(Text("16505550006"));
+        Assert.Equal(HttpStatusCode.BadRequest, never);
+
+        var (ok, queued, _) = await SendAsync(Template("16505550005"));
+        Assert.Equal(HttpStatusCode.Accepted, ok);
+        await WaitForStatusAsync(IdOf(queued), "accepted");
+        Assert.Single(_graph.Sends);
+
+        // Inside the window, free-form goes.
+        await CustomerWritesAsync("16505550005", "wamid.NEW");
+        var (fresh, _, _) = await SendAsync(Text("16505550005"));
+        Assert.Equal(HttpStatusCode.Accepted, fresh);
+
+        foreach (var (body, field) in new[]
+        {
+            ("""{"messaging_product":"whatsapp","to":"16505550005","type":"text","text":{}}""", "text.body"),
+            ("""{"to":"16505550005","type":"text","text":{"body":"x"}}""", "messaging_product"),
+            ("""{"messaging_product":"whatsapp","to":"not a number","text":{"body":"x"}}""", "to"),
+            ("""{"messaging_product":"whatsapp","to":"16505550005","type":"template","template":{"name":"x"}}""", "template.language.code"),
+            ("""{"messaging_product":"whatsapp","to":"16505550005","type":"hologram"}""", "type"),
+            ("""{"messaging_product":""", "body"),
+        })
+        {
+            var (bad, e, _) = await SendAsync(Encoding.UTF8.GetBytes(body));
+            Assert.Equal(HttpStatusCode.BadRequest, bad);
+            Assert.Equal(100, e.GetProperty("error").GetProperty("code").GetInt32());
+            Assert.Equal(field, e.GetProperty("error").GetProperty("fastingest_field").GetString());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(Template("1650555000")!, token: "wrong-token-0123456")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(Template("16505550005"), phone: "999")).Status);
+
+        var metrics = await Server.Client.GetStringAsync("/metrics");
+        Assert.Contains("fastingest_outbound_messages_total{tenant=\"t1\",outcome=\"refused_by_policy\"} 2", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_phone_number_rate_is_never_exceeded_and_Meta_never_has_to_throttle()
+    {
+        const int Rate = 20;
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = Rate.ToString(CultureInfo.InvariantCulture) });
+        _graph.Limit(Phone, Rate + 3); // Meta's own limit, with the slack of one burst and network jitter
+        const int Count = 70;
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(i => SendAsync(Template($"1650556{i:D4}"))));
+        await _graph.WaitForAcceptedAsync(Count);
+
+        var times = _graph.Sends.Select(s => s.ArrivedUtc).Order().ToList();
+        var busiest = times.Max(t => times.Count(u => u >= t && u < t.AddSeconds(1)));
+        Assert.True(busiest <= Rate + 2 + 1, $"{busiest} sends within one second at a rate of {Rate}/s (burst 2)");
+        Assert.All(_graph.Sends, s => Assert.Equal(200, s.Status));
+        Assert.True((times[^1] - times[0]).TotalSeconds >= (Count - Rate) / (double)Rate * 0.9, $"{Count} sends took {(times[^1] - times[0]).TotalSeconds:0.00} s");
+    }
+
+    [Fact]
+    public async Task Meta_throttling_cuts_the_rate_retries_without_loss_and_the_rate_recovers()
+    {
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = "50" });
+        _graph.Limit(Phone, 8);
+        const int Count = 40;
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(i => SendAsync(Template($"1650557{i:D4}"))));
+        await _graph.WaitForAcceptedAsync(Count, TimeSpan.FromSeconds(40));
+
+        Assert.Contains(_graph.Sends, s => s.Code == 130429);
+        Assert.Equal(Count, _graph.Accepted.Select(s => s.To).Distinct().Count());
+        Assert.Equal(Count, _graph.Accepted.Count); // each exactly once
+        var throttledRate = PhoneRate(await Server.Client.GetStringAsync("/metrics"));
+        Assert.True(throttledRate < 50, $"rate {throttledRate} after throttling");
+
+        // Quiet now: each RateRecoveryInterval gives back a tenth until the configured rate.
+        _graph.Limit(Phone, 1000);
+        await SendAsync(Template("16505579999"));
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        double rate;
+        while ((rate = PhoneRate(await Server.Client.GetStringAsync("/metrics"))) < 50 && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.Equal(50, rate);
+        var metrics = await Server.Client.GetStringAsync("/metrics");
+        Assert.DoesNotContain("fastingest_outbound_throttled_total{tenant=\"t1\"} 0", metrics, StringComparison.Ordinal);
+    }
+
+    private static double PhoneRate(string metrics)
+    {
+        var line = metrics.Split('\n').Single(l => l.StartsWith($"fastingest_outbound_phone_rate{{phone_number_id=\"{Phone}\"}}", StringComparison.Ordinal));
+        return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task A_campaign_flood_from_one_tenant_does_not_delay_another_tenants_reply()
+    {
+        await StartAsync(new()
+        {
+            ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = "40",
+            ["FastIngest:Tenants:1:Outbound:PhoneNumberRate"] = "40",
+            ["FastIngest:Outbound:MaxInFlight"] = "4",
+        });
+        _graph.Latency = TimeSpan.FromMilliseconds(20);
+        const int Flood = 300; // 7.5 s of t1's throughput
+        using var gate = new SemaphoreSlim(16);
+        await Task.WhenAll(Enumerable.Range(0, Flood).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await SendAsync(Template($"1650558{i:D4}"));
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        await Task.Delay(500);
+
+        var started = DateTime.UtcNow;
+        var (status, reply, _) = await SendAsync(Template("16505590000", "reply"), phone: Phone2, token: BotToken2);
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        await WaitUntilAsync(() => _graph.Accepted.Any(s => s.PhoneNumberId == Phone2));
+        var latency = _graph.Accepted.Single(s => s.PhoneNumberId == Phone2).ArrivedUtc - started;
+        var floodLeft = Flood - _graph.Accepted.Count(s => s.PhoneNumberId == Phone);
+
+        Assert.True(floodLeft > 100, $"the flood should still be queued ({floodLeft} left)");
+        Assert.True(latency < TimeSpan.FromSeconds(1), $"t2's reply waited {latency.TotalMilliseconds:0} ms behind t1's {floodLeft} queued sends");
+        _ = reply;
+    }
+
+    [Fact]
+    public async Task Permanent_errors_end_the_send_with_Metas_code_and_transient_ones_retry_until_accepted()
+    {
+        await StartAsync();
+        _graph.Fail("16505551001", 400, 132001, "Template name does not exist in the translation");
+        var (status, answer, _) = await SendAsync(Template("16505551001", "nope"), wait: 10);
+        Assert.Equal(HttpStatusCode.BadRequest, status); // Meta's answer as Meta gave it
+        Assert.Equal(132001, answer.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Equal("AbCdEf", answer.GetProperty("error").GetProperty("fbtrace_id").GetString());
+
+        _graph.Fail("16505551002", 500, 131000, "Something went wrong", times: 2);
+        var (ok, accepted, _) = await SendAsync(Template("16505551002"), wait: 10);
+        Assert.Equal(HttpStatusCode.OK, ok);
+        var wamid = IdOf(accepted);
+        Assert.StartsWith("wamid.FAKE", wamid, StringComparison.Ordinal);
+
+        var all = _graph.Sends;
+        Assert.Single(all, s => s.To == "16505551001");
+        Assert.Equal(3, all.Count(s => s.To == "16505551002"));
+
+        // The rejected one, as the API shows it.
+        var (_, again, replay) = await SendAsync(Template("16505551001", "nope"), wait: 1);
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(132001, again.GetProperty("error").GetProperty("code").GetInt32());
+        var id = replay.Headers.GetValues("X-FastIngest-Id").Single();
+        var shown = await ShowAsync(id);
+        Assert.Equal("rejected", shown.GetProperty("status").GetString());
+        Assert.Equal(132001, shown.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Equal(1, shown.GetProperty("attempts").GetInt32());
+    }
+
+    [Fact]
+    public async Task An_expired_token_pauses_the_tenant_loudly_and_sends_resume_when_it_works_again()
+    {
+        await StartAsync();
+        _graph.Token = "renewed-token";
+        var (_, queued, _) = await SendAsync(Template("16505552001"));
+        var id = IdOf(queued);
+        await WaitUntilAsync(() => _graph.Sends.Any(s => s.Code == 190));
+        await WaitUntilAsync(() => Server.Client.GetAsync("/readyz").Result.StatusCode == HttpStatusCode.ServiceUnavailable);
+        Assert.Contains("access token", await Server.Client.GetStringAsync("/readyz").ContinueWith(_ => Server.Client.GetAsync("/readyz").Result.Content.ReadAsStringAsync().Result), StringComparison.Ordinal);
+        Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 1", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+        Assert.Equal("submitted", (await ShowAsync(id)).GetProperty("status").GetString()); // not failed: it waits
+
+        _graph.Token = MetaToken;
+        await WaitForStatusAsync(id, "accepted");
+        Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sends_queued_at_a_restart_all_go_out_once_afterwards()
+    {
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = "2" });
+        const int Count = 12;
+        var ids = new List<string>();
+        for (var i = 0; i < Count; i++)
+            ids.Add(IdOf((await SendAsync(Template($"1650553{i:D4}"))).Body));
+        await _server!.DisposeAsync();
+        _server = null;
+        var before = _graph.Accepted.Count;
+        Assert.True(before < Count, $"{before} of {Count} went out before the stop: some should have been still queued");
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = "200" });
+
+        await _graph.WaitForAcceptedAsync(Count);
+        await Task.Delay(500);
+        Assert.Equal(Count, _graph.Accepted.Count);
+        Assert.Equal(Count, _graph.Accepted.Select(s => s.To).Distinct().Count());
+        foreach (var id in ids)
+            await WaitForStatusAsync(id, "accepted");
+    }
+
+    [Fact]
+    public async Task While_the_bot_is_down_each_customer_who_writes_gets_one_holding_message_and_nothing_is_lost()
+    {
+        await StartAsync(new()
+        {
+            ["FastIngest:Tenants:0:Outbound:HoldingMessage"] = "We're having trouble, we'll reply shortly",
+            ["FastIngest:Tenants:0:Outbound:HoldingAfter"] = "00:00:00.5",
+            ["FastIngest:Tenants:0:Forward:BreakerFailures"] = "0",
+        });
+        await _bot.GoDownAsync();
+        async Task Writes(string from, string wamid)
+        {
+            using var response = await Server.PostAsync("t1", Payloads.InboundAt(wamid, from), Secret);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        await Writes("16505554001", "wamid.H1");
+        await Task.Delay(1200); // delivery keeps failing for longer than HoldingAfter
+        await Writes("16505554001", "wamid.H2");
+        await Writes("16505554002", "wamid.H3");
+        await Writes("16505554001", "wamid.H4");
+        await _graph.WaitForAcceptedAsync(2);
+        await Task.Delay(500);
+
+        var holding = _graph.Accepted;
+        Assert.Equal(["16505554001", "16505554002"], holding.Select(s => s.To).Order().ToArray());
+        Assert.All(holding, s => Assert.Contains("we'll reply shortly", s.Text, StringComparison.Ordinal));
+
+        await _bot.ComeBackAsync();
+        await WaitUntilAsync(() => new[] { "H1", "H2", "H3", "H4" }.All(w => _bot.Delivered.Any(r => r.EventId == $"msg:wamid.{w}")), 30);
+        Assert.Equal(2, _graph.Accepted.Count);
+    }
+}
