@@ -15,7 +15,7 @@ public sealed class ThroughputBucket : IDisposable
     private readonly TimeSpan _recovery;
     private TokenBucketRateLimiter _limiter;
     private double _rate;
-    private long _lastChange;
+    private DateTimeOffset _lastChange;
 
     /// <summary>A full bucket of <paramref name="ratePerSecond"/> (messages/s).</summary>
     public ThroughputBucket(string name, double ratePerSecond, TimeSpan recoveryInterval, TimeProvider time)
@@ -26,7 +26,7 @@ public sealed class ThroughputBucket : IDisposable
         _recovery = recoveryInterval;
         _time = time;
         _limiter = Build(ratePerSecond, drained: false);
-        _lastChange = time.GetTimestamp();
+        _lastChange = time.GetUtcNow();
     }
 
     /// <summary>What it limits (a phone_number_id, or a tenant id).</summary>
@@ -89,7 +89,7 @@ public sealed class ThroughputBucket : IDisposable
     {
         if (Rate >= ConfiguredRate)
             return false;
-        if (_time.GetElapsedTime(_lastChange) >= _recovery)
+        if (_time.GetUtcNow() - _lastChange >= _recovery)
             Replace(Math.Min(ConfiguredRate, Rate + ConfiguredRate / 10));
         return Rate < ConfiguredRate;
     }
@@ -99,7 +99,7 @@ public sealed class ThroughputBucket : IDisposable
         var old = _limiter;
         _limiter = Build(rate, drained: true);
         Volatile.Write(ref _rate, rate);
-        _lastChange = _time.GetTimestamp();
+        _lastChange = _time.GetUtcNow();
         old.Dispose();
     }
 

@@ -48,6 +48,16 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:Tenants:0:ActiveHours", "8-20", "FastIngest:Tenants:0:ActiveHours")]
     [InlineData("FastIngest:Tenants:0:TimeZone", "Mars/Olympus_Mons", "FastIngest:Tenants:0:TimeZone")]
     [InlineData("FastIngest:Tenants:0:InboundSilence", "-00:01:00", "FastIngest:Tenants:0:InboundSilence")]
+    [InlineData("FastIngest:Outbound:GraphUrl", "graph.facebook.com", "FastIngest:Outbound:GraphUrl")]
+    [InlineData("FastIngest:Outbound:GraphVersion", "23.0", "FastIngest:Outbound:GraphVersion")]
+    [InlineData("FastIngest:Outbound:MaxAttempts", "0", "FastIngest:Outbound:MaxAttempts")]
+    [InlineData("FastIngest:Outbound:Retention", "01:00:00", "FastIngest:Outbound:Retention")]
+    [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberIds:0", "+1 555", "FastIngest:Tenants:0:Outbound:PhoneNumberIds:0")]
+    [InlineData("FastIngest:Tenants:0:Outbound:AccessToken", "EAAG-token", "FastIngest:Tenants:0:Outbound:BotToken")]
+    [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberRate", "0", "FastIngest:Tenants:0:Outbound:PhoneNumberRate")]
+    [InlineData("FastIngest:Tenants:0:Outbound:PairBurst", "0", "FastIngest:Tenants:0:Outbound:PairBurst")]
+    [InlineData("FastIngest:Tenants:0:Outbound:HoldingMessage", "Back soon", "FastIngest:Tenants:0:Outbound:HoldingMessage")]
+    [InlineData("FastIngest:Storage:WindowIndexBytes", "5000", "FastIngest:Storage:WindowIndexBytes")]
     public void A_bad_setting_fails_with_one_line_naming_its_key(string key, string value, string named)
     {
         var values = Good();
