@@ -200,8 +200,9 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                     node = next;
                     continue;
                 }
-                if (_blocked.Contains(m.To) || lane.InFlightRecipients.Contains(m.To) || m.NotBeforeUnixMs > now
-                    || (lane.PairPenalty.TryGetValue(m.To, out var until) && until > now))
+                if (lane.PairPenalty.TryGetValue(m.To, out var until) && until <= now)
+                    lane.PairPenalty.Remove(m.To);
+                if (_blocked.Contains(m.To) || lane.InFlightRecipients.Contains(m.To) || m.NotBeforeUnixMs > now || until > now)
                 {
                     _blocked.Add(m.To);
                     node = next;

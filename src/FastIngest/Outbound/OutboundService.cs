@@ -99,7 +99,7 @@ public sealed class OutboundService : IAsyncDisposable
 
     /// <summary>Each sending tenant's id, counters, queued sends and whether an expired token paused it.</summary>
     public IEnumerable<(string Tenant, OutboundCounters Counters, int Queued, bool Paused)> TenantStats()
-        => Lanes.Select(l => (l.Tenant.Id, l.Counters, l.QueueLength + 0, l.Paused));
+        => Lanes.Select(l => (l.Tenant.Id, l.Counters, l.QueueLength, l.Paused));
 
     /// <summary>True when <paramref name="tenant"/> sends through FastIngest (it lists phone numbers).</summary>
     internal bool Sends(Tenant tenant) => _byTenant.ContainsKey(tenant.Id);
