@@ -92,23 +92,8 @@ public sealed class CustomerWindowStore : IDisposable
 
     /// <summary>Cuts records past two windows, then takes a full (fold-over) checkpoint.</summary>
     /// <exception cref="InvalidOperationException">FASTER refused the checkpoint.</exception>
-    public async Task CheckpointAsync(CancellationToken cancellationToken = default)
-    {
-        await _checkpointGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (_ageMap.CutExpired(_kv.Log, _time.GetUtcNow().ToUnixTimeMilliseconds()) is var was and >= 0)
-                StorageLog.StoreCut(_logger, "customer-window", was, _kv.Log.BeginAddress);
-            var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
-            if (!success)
-                throw new InvalidOperationException("FASTER refused the customer-window checkpoint (another one in progress)");
-            _ageMap.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
-        }
-        finally
-        {
-            _checkpointGate.Release();
-        }
-    }
+    public Task CheckpointAsync(CancellationToken cancellationToken = default)
+        => KvCheckpoint.CutAndCheckpointAsync(_kv, _ageMap, _checkpointGate, _time, _logger, "customer-window", cancellationToken);
 
     /// <summary>Disposes the sessions and the store.</summary>
     public void Dispose()

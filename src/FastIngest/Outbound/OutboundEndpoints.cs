@@ -157,22 +157,7 @@ public static class OutboundEndpoints
             await WriteAnswerAsync(context, message).ConfigureAwait(false);
             return;
         }
-        await AdminEndpoints.Json(context, 202, w =>
-        {
-            w.WriteString("messaging_product", "whatsapp");
-            w.WriteStartArray("contacts");
-            w.WriteStartObject();
-            w.WriteString("input", message.To);
-            w.WriteString("wa_id", message.To);
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteStartArray("messages");
-            w.WriteStartObject();
-            w.WriteString("id", message.Id);
-            w.WriteString("message_status", OutboundMessage.Name(message.Status));
-            w.WriteEndObject();
-            w.WriteEndArray();
-        }).ConfigureAwait(false);
+        await AdminEndpoints.Json(context, 202, w => WriteSent(w, message.To, message.Id, OutboundMessage.Name(message.Status))).ConfigureAwait(false);
     }
 
     /// <summary>Meta's answer as Meta gave it; rebuilt in Meta's shape when only the book has it (after a restart).</summary>
@@ -190,21 +175,26 @@ public static class OutboundEndpoints
             await Error(context, 400, message.ErrorCode, message.ErrorMessage ?? "failed", message.ErrorMessage).ConfigureAwait(false);
             return;
         }
-        await AdminEndpoints.Json(context, 200, w =>
-        {
-            w.WriteString("messaging_product", "whatsapp");
-            w.WriteStartArray("contacts");
-            w.WriteStartObject();
-            w.WriteString("input", message.To);
-            w.WriteString("wa_id", message.To);
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteStartArray("messages");
-            w.WriteStartObject();
-            w.WriteString("id", message.Wamid);
-            w.WriteEndObject();
-            w.WriteEndArray();
-        }).ConfigureAwait(false);
+        await AdminEndpoints.Json(context, 200, w => WriteSent(w, message.To, message.Wamid!, null)).ConfigureAwait(false);
+    }
+
+    /// <summary>Meta's success shape: <c>"messaging_product","contacts":[{"input","wa_id"}],"messages":[{"id"[,"message_status"]}]</c>.</summary>
+    private static void WriteSent(Utf8JsonWriter w, string to, string id, string? status)
+    {
+        w.WriteString("messaging_product", "whatsapp");
+        w.WriteStartArray("contacts");
+        w.WriteStartObject();
+        w.WriteString("input", to);
+        w.WriteString("wa_id", to);
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteStartArray("messages");
+        w.WriteStartObject();
+        w.WriteString("id", id);
+        if (status is not null)
+            w.WriteString("message_status", status);
+        w.WriteEndObject();
+        w.WriteEndArray();
     }
 
     /// <summary>N of <c>Prefer: wait=N</c> (RFC 7240), capped at <paramref name="max"/>; zero without one.</summary>
