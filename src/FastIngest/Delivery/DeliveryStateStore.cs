@@ -1,7 +1,6 @@
 using System.Text;
 using FastIngest.Ingest;
 using FastIngest.Storage;
-using FASTER.core;
 using Microsoft.Extensions.Logging;
 
 namespace FastIngest.Delivery;
@@ -28,14 +27,7 @@ public sealed record MessageDelivery(string Tenant, string Wamid, MessageStatus 
 /// </remarks>
 public sealed class DeliveryStateStore : IDisposable
 {
-    private readonly FasterKV<DedupeKey, DeliveryState> _kv;
-    private readonly FasterKVSettings<DedupeKey, DeliveryState> _settings;
-    private readonly SyncFileDevice _device;
-    private readonly KvSessionPool<DeliveryState> _sessions;
-    private readonly SemaphoreSlim _checkpointGate = new(1, 1);
-    private readonly LogAgeMap _ageMap;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
+    private readonly TtlKvStore<DeliveryState> _store;
 
     /// <summary>Opens (recovering the latest checkpoint) the store in <paramref name="directory"/>.</summary>
     /// <param name="directory">Where its log and checkpoints live.</param>
@@ -46,18 +38,11 @@ public sealed class DeliveryStateStore : IDisposable
     /// <param name="logger">Where cuts are reported.</param>
     public DeliveryStateStore(string directory, long indexBytes, long memoryBytes, TimeSpan ttl, TimeProvider time, ILogger logger)
     {
-        Directory.CreateDirectory(directory);
-        _time = time;
-        _logger = logger;
-        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
-        _settings = KvSettings.Create<DeliveryState>(directory, _device, indexBytes, memoryBytes);
-        _kv = new FasterKV<DedupeKey, DeliveryState>(_settings);
-        _sessions = new KvSessionPool<DeliveryState>(_kv);
-        _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), ttl);
+        _store = new TtlKvStore<DeliveryState>(directory, "delivery-state", indexBytes, memoryBytes, ttl, time, logger);
     }
 
     /// <summary>Bytes of the store's log from its begin to its tail.</summary>
-    public long LogBytes => _kv.Log.TailAddress - _kv.Log.BeginAddress;
+    public long LogBytes => _store.LogBytes;
 
     /// <summary>The store key of a message: like an event id's, in a namespace of its own.</summary>
     internal static DedupeKey KeyOf(ReadOnlySpan<byte> tenantUtf8, ReadOnlySpan<byte> wamid)
@@ -77,7 +62,7 @@ public sealed class DeliveryStateStore : IDisposable
         if (status == MessageStatus.None || wamid.IsEmpty)
             return false;
         var key = KeyOf(tenantUtf8, wamid);
-        var session = _sessions.Rent();
+        var session = _store.Sessions.Rent();
         try
         {
             KvSession.Read(session, ref key, out var state);
@@ -87,7 +72,7 @@ public sealed class DeliveryStateStore : IDisposable
         }
         finally
         {
-            _sessions.Return(session);
+            _store.Sessions.Return(session);
         }
     }
 
@@ -96,7 +81,7 @@ public sealed class DeliveryStateStore : IDisposable
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(wamid);
-        if (!_sessions.Read(KeyOf(Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(wamid)), out var state))
+        if (!_store.Sessions.Read(KeyOf(Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(wamid)), out var state))
             return null;
         var history = new StatusChange[state.HistoryCount];
         for (var i = 0; i < history.Length; i++)
@@ -107,15 +92,8 @@ public sealed class DeliveryStateStore : IDisposable
     /// <summary>Cuts records past the TTL, then takes a full (fold-over) checkpoint.</summary>
     /// <exception cref="InvalidOperationException">FASTER refused the checkpoint.</exception>
     public Task CheckpointAsync(CancellationToken cancellationToken = default)
-        => KvCheckpoint.CutAndCheckpointAsync(_kv, _ageMap, _checkpointGate, _time, _logger, "delivery-state", cancellationToken);
+        => _store.CheckpointAsync(cancellationToken);
 
     /// <summary>Disposes the sessions and the store (checkpoint first to keep recent states).</summary>
-    public void Dispose()
-    {
-        _sessions.Dispose();
-        _kv.Dispose();
-        _settings.Dispose();
-        _device.Dispose();
-        _checkpointGate.Dispose();
-    }
+    public void Dispose() => _store.Dispose();
 }

@@ -1,6 +1,5 @@
 using FastIngest.Ingest;
 using FastIngest.Storage;
-using FASTER.core;
 using Microsoft.Extensions.Logging;
 
 namespace FastIngest.Outbound;
@@ -21,14 +20,7 @@ public sealed class CustomerWindowStore : IDisposable
     /// <summary>Meta's customer service window: 24 hours from the customer's last message.</summary>
     public static readonly TimeSpan Window = TimeSpan.FromHours(24);
 
-    private readonly FasterKV<DedupeKey, long> _kv;
-    private readonly FasterKVSettings<DedupeKey, long> _settings;
-    private readonly SyncFileDevice _device;
-    private readonly KvSessionPool<long> _sessions;
-    private readonly SemaphoreSlim _checkpointGate = new(1, 1);
-    private readonly LogAgeMap _ageMap;
-    private readonly TimeProvider _time;
-    private readonly ILogger _logger;
+    private readonly TtlKvStore<long> _store;
 
     /// <summary>Opens (recovering the latest checkpoint) the store in <paramref name="directory"/>.</summary>
     /// <param name="directory">Where its log and checkpoints live.</param>
@@ -38,14 +30,7 @@ public sealed class CustomerWindowStore : IDisposable
     /// <param name="logger">Where cuts are reported.</param>
     public CustomerWindowStore(string directory, long indexBytes, long memoryBytes, TimeProvider time, ILogger logger)
     {
-        Directory.CreateDirectory(directory);
-        _time = time;
-        _logger = logger;
-        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
-        _settings = KvSettings.Create<long>(directory, _device, indexBytes, memoryBytes);
-        _kv = new FasterKV<DedupeKey, long>(_settings);
-        _sessions = new KvSessionPool<long>(_kv);
-        _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), 2 * Window);
+        _store = new TtlKvStore<long>(directory, "customer-window", indexBytes, memoryBytes, 2 * Window, time, logger);
     }
 
     private static DedupeKey KeyOf(ReadOnlySpan<byte> tenantUtf8, ReadOnlySpan<byte> phoneNumberId, ReadOnlySpan<byte> waId)
@@ -67,7 +52,7 @@ public sealed class CustomerWindowStore : IDisposable
         if (waId.IsEmpty || phoneNumberId.IsEmpty || waId.Length > 64 || phoneNumberId.Length > 64 || metaUnixSeconds <= 0)
             return;
         var key = KeyOf(tenantUtf8, phoneNumberId, waId);
-        var session = _sessions.Rent();
+        var session = _store.Sessions.Rent();
         try
         {
             if (KvSession.Read(session, ref key, out var last) && last >= metaUnixSeconds)
@@ -76,7 +61,7 @@ public sealed class CustomerWindowStore : IDisposable
         }
         finally
         {
-            _sessions.Return(session);
+            _store.Sessions.Return(session);
         }
     }
 
@@ -87,21 +72,14 @@ public sealed class CustomerWindowStore : IDisposable
         ArgumentNullException.ThrowIfNull(phoneNumberId);
         ArgumentNullException.ThrowIfNull(waId);
         var key = KeyOf(System.Text.Encoding.UTF8.GetBytes(tenant), System.Text.Encoding.UTF8.GetBytes(phoneNumberId), System.Text.Encoding.UTF8.GetBytes(waId));
-        return _sessions.Read(key, out var last) ? last : 0;
+        return _store.Sessions.Read(key, out var last) ? last : 0;
     }
 
     /// <summary>Cuts records past two windows, then takes a full (fold-over) checkpoint.</summary>
     /// <exception cref="InvalidOperationException">FASTER refused the checkpoint.</exception>
     public Task CheckpointAsync(CancellationToken cancellationToken = default)
-        => KvCheckpoint.CutAndCheckpointAsync(_kv, _ageMap, _checkpointGate, _time, _logger, "customer-window", cancellationToken);
+        => _store.CheckpointAsync(cancellationToken);
 
     /// <summary>Disposes the sessions and the store.</summary>
-    public void Dispose()
-    {
-        _sessions.Dispose();
-        _kv.Dispose();
-        _settings.Dispose();
-        _device.Dispose();
-        _checkpointGate.Dispose();
-    }
+    public void Dispose() => _store.Dispose();
 }

@@ -69,29 +69,3 @@ internal static class KvSession
     }
 }
 
-/// <summary>The TTL cut and fold-over checkpoint the delivery-state and customer-window stores share.</summary>
-internal static class KvCheckpoint
-{
-    /// <summary>
-    /// Under <paramref name="gate"/>: cuts the head of <paramref name="kv"/>'s log that <paramref name="ageMap"/> proves
-    /// past its TTL, takes a full fold-over checkpoint, and samples the new safe read-only address into the map.
-    /// </summary>
-    /// <exception cref="InvalidOperationException">FASTER refused the checkpoint.</exception>
-    public static async Task CutAndCheckpointAsync<TValue>(FasterKV<DedupeKey, TValue> kv, LogAgeMap ageMap, SemaphoreSlim gate, TimeProvider time, Microsoft.Extensions.Logging.ILogger logger, string store, CancellationToken cancellationToken)
-    {
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (ageMap.CutExpired(kv.Log, time.GetUtcNow().ToUnixTimeMilliseconds()) is var was and >= 0)
-                StorageLog.StoreCut(logger, store, was, kv.Log.BeginAddress);
-            var (success, _) = await kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
-            if (!success)
-                throw new InvalidOperationException($"FASTER refused the {store} checkpoint (another one in progress)");
-            ageMap.Record(time.GetUtcNow().ToUnixTimeMilliseconds(), kv.Log.SafeReadOnlyAddress);
-        }
-        finally
-        {
-            gate.Release();
-        }
-    }
-}
