@@ -32,18 +32,11 @@ internal static class DeadLetterRecord
             BinaryPrimitives.WriteInt64LittleEndian(dest[(at + 8)..], deadLetteredUnixMs);
             BinaryPrimitives.WriteInt32LittleEndian(dest[(at + 16)..], attempts);
             at += 20;
-            at = WriteString(dest, at, tenant);
-            at = WriteString(dest, at, eventId);
-            at = WriteString(dest, at, reason);
+            at = LogRecordFormat.WriteString(dest, at, tenant);
+            at = LogRecordFormat.WriteString(dest, at, eventId);
+            at = LogRecordFormat.WriteString(dest, at, reason);
             BinaryPrimitives.WriteInt32LittleEndian(dest[at..], payload.Length);
             payload.Span.CopyTo(dest[(at + 4)..]);
-        }
-
-        private static int WriteString(Span<byte> dest, int at, byte[] value)
-        {
-            BinaryPrimitives.WriteUInt16LittleEndian(dest[at..], (ushort)value.Length);
-            value.CopyTo(dest[(at + 2)..]);
-            return at + 2 + value.Length;
         }
     }
 
@@ -69,9 +62,9 @@ internal static class DeadLetterRecord
         var deadLettered = BinaryPrimitives.ReadInt64LittleEndian(record[(at + 8)..]);
         var attempts = BinaryPrimitives.ReadInt32LittleEndian(record[(at + 16)..]);
         at += 20;
-        var tenant = ReadString(record, ref at);
-        var eventId = ReadString(record, ref at);
-        var reason = ReadString(record, ref at);
+        var tenant = LogRecordFormat.ReadString(record, ref at);
+        var eventId = LogRecordFormat.ReadString(record, ref at);
+        var reason = LogRecordFormat.ReadString(record, ref at);
         var payloadLength = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
         if (payloadLength < 0 || at + 4 + payloadLength > record.Length)
             throw new InvalidDataException($"dead letter at {address} is truncated");
@@ -92,13 +85,6 @@ internal static class DeadLetterRecord
     public static (long Address, DeadLetterResolution How) ReadResolution(ReadOnlySpan<byte> record)
         => (BinaryPrimitives.ReadInt64LittleEndian(record[LogRecordFormat.HeaderSize..]), (DeadLetterResolution)record[LogRecordFormat.HeaderSize + 8]);
 
-    private static string ReadString(ReadOnlySpan<byte> record, ref int at)
-    {
-        var length = BinaryPrimitives.ReadUInt16LittleEndian(record[at..]);
-        var value = Encoding.UTF8.GetString(record.Slice(at + 2, length));
-        at += 2 + length;
-        return value;
-    }
 }
 
 /// <summary>How a dead letter left the queue.</summary>

@@ -40,7 +40,7 @@ internal static class OutboundRecords
             BinaryPrimitives.WriteInt64LittleEndian(dest[at..], createdUnixMs);
             at += 8;
             foreach (var s in strings)
-                at = WriteString(dest, at, s);
+                at = LogRecordFormat.WriteString(dest, at, s);
             BinaryPrimitives.WriteInt32LittleEndian(dest[at..], body.Length);
             body.Span.CopyTo(dest[(at + 4)..]);
         }
@@ -59,8 +59,8 @@ internal static class OutboundRecords
             BinaryPrimitives.WriteInt64LittleEndian(dest[(at + 17)..], metaUnixSeconds);
             BinaryPrimitives.WriteInt32LittleEndian(dest[(at + 25)..], code);
             at += 29;
-            at = WriteString(dest, at, wamid);
-            WriteString(dest, at, detail);
+            at = LogRecordFormat.WriteString(dest, at, wamid);
+            LogRecordFormat.WriteString(dest, at, detail);
         }
     }
 
@@ -73,33 +73,22 @@ internal static class OutboundRecords
         return bytes.Length <= ushort.MaxValue ? bytes : bytes[..ushort.MaxValue];
     }
 
-    private static int WriteString(Span<byte> dest, int at, byte[] value)
-    {
-        BinaryPrimitives.WriteUInt16LittleEndian(dest[at..], (ushort)value.Length);
-        value.CopyTo(dest[(at + 2)..]);
-        return at + 2 + value.Length;
-    }
 
-    private static string? ReadString(ReadOnlySpan<byte> record, ref int at)
-    {
-        var length = BinaryPrimitives.ReadUInt16LittleEndian(record[at..]);
-        var value = length == 0 ? null : Encoding.UTF8.GetString(record.Slice(at + 2, length));
-        at += 2 + length;
-        return value;
-    }
+    private static string? ReadOptional(ReadOnlySpan<byte> record, ref int at)
+        => LogRecordFormat.ReadString(record, ref at) is { Length: > 0 } value ? value : null;
 
     public static OutboundMessage ReadSend(ReadOnlySpan<byte> record, long address)
     {
         var at = LogRecordFormat.HeaderSize;
         var created = BinaryPrimitives.ReadInt64LittleEndian(record[at..]);
         at += 8;
-        var tenant = ReadString(record, ref at) ?? "";
-        var phone = ReadString(record, ref at) ?? "";
-        var key = ReadString(record, ref at) ?? "";
-        var to = ReadString(record, ref at) ?? "";
-        var type = ReadString(record, ref at) ?? "";
-        var auth = ReadString(record, ref at);
-        var version = ReadString(record, ref at) ?? "";
+        var tenant = LogRecordFormat.ReadString(record, ref at);
+        var phone = LogRecordFormat.ReadString(record, ref at);
+        var key = LogRecordFormat.ReadString(record, ref at);
+        var to = LogRecordFormat.ReadString(record, ref at);
+        var type = LogRecordFormat.ReadString(record, ref at);
+        var auth = ReadOptional(record, ref at);
+        var version = LogRecordFormat.ReadString(record, ref at);
         var length = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
         return new OutboundMessage(address, tenant, phone, key, to, type, auth, version, record.Slice(at + 4, length).ToArray(), created);
     }
@@ -113,8 +102,8 @@ internal static class OutboundRecords
         var meta = BinaryPrimitives.ReadInt64LittleEndian(record[(at + 17)..]);
         var code = BinaryPrimitives.ReadInt32LittleEndian(record[(at + 25)..]);
         at += 29;
-        var wamid = ReadString(record, ref at);
-        var detail = ReadString(record, ref at);
+        var wamid = ReadOptional(record, ref at);
+        var detail = ReadOptional(record, ref at);
         return (address, new OutboundStep(status, atMs, meta, code, detail), wamid);
     }
 }

@@ -57,6 +57,23 @@ public static class LogRecordFormat
         body.CopyTo(destination[4..]);
     }
 
+    /// <summary>A string field, <c>[length u16][utf8]</c>, at <paramref name="at"/>; returns the offset after it.</summary>
+    internal static int WriteString(Span<byte> destination, int at, ReadOnlySpan<byte> utf8)
+    {
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[at..], (ushort)utf8.Length);
+        utf8.CopyTo(destination[(at + 2)..]);
+        return at + 2 + utf8.Length;
+    }
+
+    /// <summary>Reads a string field written by <see cref="WriteString"/> and moves <paramref name="at"/> past it ("" when empty).</summary>
+    internal static string ReadString(ReadOnlySpan<byte> record, ref int at)
+    {
+        var length = BinaryPrimitives.ReadUInt16LittleEndian(record[at..]);
+        var value = System.Text.Encoding.UTF8.GetString(record.Slice(at + 2, length));
+        at += 2 + length;
+        return value;
+    }
+
     internal static int WriteHeader(Span<byte> destination, LogRecordType type)
     {
         destination[0] = (byte)type;
