@@ -61,9 +61,6 @@ public sealed class OutboundBook : IDisposable
         }
     }
 
-    /// <summary>The log (for tests and tooling).</summary>
-    internal EventLog Log => _log;
-
     private void Index(OutboundMessage message)
     {
         _byAddress[message.Address] = message;
@@ -110,19 +107,15 @@ public sealed class OutboundBook : IDisposable
     internal (OutboundMessage Message, bool Created, Task Durable) Add(string tenant, string phoneNumberId, string key, string to, string type, string? authorization, string version, byte[] body, long nowUnixMs)
     {
         var strings = new[] { OutboundRecords.Field(tenant), OutboundRecords.Field(phoneNumberId), OutboundRecords.Field(key), OutboundRecords.Field(to), OutboundRecords.Field(type), OutboundRecords.Field(authorization), OutboundRecords.Field(version) };
-        var spins = 0;
         lock (_gate)
         {
             if (_byKey.TryGetValue((tenant, key), out var existing))
                 return (existing, false, existing.Durable);
-            long address;
-            while (!_log.TryAppend(new OutboundRecords.SendEntry(nowUnixMs, strings, body), out address))
+            if (!AppendWaiting(new OutboundRecords.SendEntry(nowUnixMs, strings, body), out var address))
             {
                 if (_log.Failure is { } failure)
                     throw new IOException("the outbound log cannot be written", failure);
-                if (++spins > 5000)
-                    throw new InvalidOperationException("the outbound log stayed full for 5 s");
-                Thread.Sleep(1);
+                throw new InvalidOperationException("the outbound log stayed full for 5 s");
             }
             var message = new OutboundMessage(address, tenant, phoneNumberId, key, to, type, authorization, version, body, nowUnixMs);
             message.History.Add(new OutboundStep(OutboundStatus.Queued, nowUnixMs, 0, 0, null));
@@ -152,11 +145,21 @@ public sealed class OutboundBook : IDisposable
             if (wamid is not null)
                 _byWamid[(message.Tenant, wamid)] = message;
             var entry = new OutboundRecords.StepEntry(message.Address, step.Status, step.AtUnixMs, step.MetaUnixSeconds, step.Code, OutboundRecords.Field(wamid), OutboundRecords.Field(step.Detail));
-            var spins = 0;
-            while (!_log.TryAppend(entry, out _) && _log.Failure is null && ++spins < 5000)
-                Thread.Sleep(1);
+            AppendWaiting(entry, out _);
             return true;
         }
+    }
+
+    /// <summary>Appends, waiting out a full log (backpressure) for up to 5 s; false if the log failed or stayed full. Call under the lock.</summary>
+    private bool AppendWaiting<T>(T entry, out long address) where T : FASTER.core.ILogEnqueueEntry
+    {
+        for (var spins = 0; !_log.TryAppend(entry, out address); spins++)
+        {
+            if (_log.Failure is not null || spins >= 5000)
+                return false;
+            Thread.Sleep(1);
+        }
+        return true;
     }
 
     /// <summary>

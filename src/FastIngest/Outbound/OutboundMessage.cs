@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace FastIngest.Outbound;
 
 /// <summary>
@@ -157,6 +155,4 @@ public sealed class OutboundMessage
         OutboundStatus.Rejected => "rejected",
         _ => "unknown",
     };
-
-    internal static string Utf8(ReadOnlySpan<byte> bytes) => Encoding.UTF8.GetString(bytes);
 }

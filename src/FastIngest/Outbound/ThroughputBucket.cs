@@ -38,9 +38,6 @@ public sealed class ThroughputBucket : IDisposable
     /// <summary>The rate now, messages/s (lower than configured after throttling answers).</summary>
     public double Rate => Volatile.Read(ref _rate);
 
-    /// <summary>Throttling answers that cut it, since start.</summary>
-    public long Cuts { get; private set; }
-
     private static TokenBucketRateLimiter Build(double rate, bool drained)
     {
         // Whole tokens per period; the period carries the fraction, so the rate is exact (1.5/s: a token each 667 ms).
@@ -81,7 +78,6 @@ public sealed class ThroughputBucket : IDisposable
     {
         var cut = Math.Max(Math.Max(ConfiguredRate / 100, 0.1), Rate / 2);
         Replace(cut);
-        Cuts++;
     }
 
     /// <summary>Gives back a tenth of the configured rate if <c>RateRecoveryInterval</c> has passed since the last change; true while still below it.</summary>
