@@ -130,21 +130,17 @@ internal sealed class FakeGraphApi : IAsyncDisposable
         if (_limits.TryGetValue(phone, out var limit))
         {
             var window = _windows.GetOrAdd(phone, _ => new Queue<DateTime>());
+            bool throttled;
             lock (window)
             {
                 var now = DateTime.UtcNow;
                 while (window.Count > 0 && now - window.Peek() > TimeSpan.FromSeconds(1))
                     window.Dequeue();
-                if (window.Count >= limit)
-                {
-                    context.Items["throttled"] = true;
-                }
-                else
-                {
+                throttled = window.Count >= limit;
+                if (!throttled)
                     window.Enqueue(now);
-                }
             }
-            if (context.Items.ContainsKey("throttled"))
+            if (throttled)
             {
                 await Answer(context, version, phone, auth, to, body, 400, 130429, "(#130429) Rate limit hit");
                 return;
