@@ -33,7 +33,7 @@ public static class FastIngestServer
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(sp => CreateEngine(options, sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton(sp => CreateEngine(options, sp.GetRequiredService<ILoggerFactory>(), sp.GetService<Dispatch.ForwardTargetWrapper>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FastIngestEngine>());
 
         var app = builder.Build();
@@ -51,11 +51,11 @@ public static class FastIngestServer
         return app;
     }
 
-    private static FastIngestEngine CreateEngine(FastIngestOptions options, ILoggerFactory loggerFactory)
+    private static FastIngestEngine CreateEngine(FastIngestOptions options, ILoggerFactory loggerFactory, Dispatch.ForwardTargetWrapper? faults)
     {
         try
         {
-            return new FastIngestEngine(options, loggerFactory);
+            return new FastIngestEngine(options, loggerFactory, null, faults);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -6,7 +6,7 @@ public enum CircuitState
     /// <summary>Sends go out.</summary>
     Closed = 0,
 
-    /// <summary>The destination failed <c>Forward:BreakerFailures</c> times in a row: no send goes out until the break ends.</summary>
+    /// <summary>Events of <c>Forward:BreakerFailures</c> distinct customers failed with no success between: no send goes out until the break ends.</summary>
     Open = 1,
 
     /// <summary>The break is over and one send (the probe) is out; everyone else waits for its outcome.</summary>
@@ -14,13 +14,16 @@ public enum CircuitState
 }
 
 /// <summary>
-/// The circuit breaker of one destination (a bot URL), shared by every lane and every tenant that forwards there,
-/// so a bot that is down is not hammered by <c>Concurrency</c> lanes each retrying on its own schedule.
+/// The circuit breaker of one destination (a bot URL), shared by every worker and every tenant that forwards there,
+/// so a bot that is down is not hammered by <c>Concurrency</c> workers each retrying on its own schedule.
 /// </summary>
 /// <remarks>
-/// <para>Closed: <paramref name="failureThreshold"/> transient failures in a row (5xx, 408, 425, 429, timeouts,
-/// refused connections) open it for <paramref name="breakDuration"/>. A bot's <c>Retry-After</c> opens it at once
-/// for that long, since the bot has said when to come back.</para>
+/// <para>Closed: it opens for <paramref name="breakDuration"/> on destination-wide failure only: transient failures
+/// (5xx, 408, 425, timeouts) of <paramref name="failureThreshold"/> distinct ordering keys (customers) with no
+/// success in between, where a refused or broken connection counts as a key of its own each time (it cannot be the
+/// event's fault). One event the bot keeps refusing is one key however often it fails, so it never opens the breaker
+/// for everyone else. A bot's <c>Retry-After</c> on a 429 opens it at once for that long (capped at
+/// <see cref="MaxRetryAfter"/>), since the bot has said when to come back.</para>
 /// <para>Open: senders wait in <see cref="WaitToSendAsync"/>; waiting is not an attempt, so it counts against neither
 /// <c>Forward:MaxAttempts</c> nor the backoff. When the break ends the first sender becomes the probe (half-open).</para>
 /// <para>Half-open: a probe that gets through closes the breaker and releases everyone; a probe that fails opens it
@@ -31,14 +34,18 @@ public enum CircuitState
 /// </remarks>
 internal sealed class CircuitBreaker(string destination, int failureThreshold, TimeSpan breakDuration, TimeSpan maxBreakDuration, TimeProvider time)
 {
+    /// <summary>The longest <c>Retry-After</c> honoured anywhere: 1 hour.</summary>
+    public static readonly TimeSpan MaxRetryAfter = TimeSpan.FromHours(1);
+
     private readonly object _gate = new();
+    private readonly HashSet<ulong> _failingKeys = [];
     private int _state; // CircuitState, read without the lock on the fast path
     private int _consecutiveFailures;
+    private int _connectionFailures;
     private long _openUntilTicks; // TimeProvider UTC ticks
     private TimeSpan _lastBreak;
     private long _opened;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
     /// <summary>The destination this breaker guards (for logs and metrics).</summary>
     public string Destination { get; } = destination;
 
@@ -109,6 +116,8 @@ internal sealed class CircuitBreaker(string destination, int failureThreshold, T
         lock (_gate)
         {
             _consecutiveFailures = 0;
+            _connectionFailures = 0;
+            _failingKeys.Clear();
             _lastBreak = TimeSpan.Zero;
             if (_state == (int)CircuitState.Closed)
                 return false;
@@ -118,24 +127,30 @@ internal sealed class CircuitBreaker(string destination, int failureThreshold, T
     }
 
     /// <summary>
-    /// A transient failure. Returns the break it started (null when the breaker stays closed or was already open):
-    /// after <c>failureThreshold</c> failures in a row, after a failed probe (twice the last break, capped), or for
-    /// the bot's own <paramref name="retryAfter"/>.
+    /// A transient failure of an event of ordering key <paramref name="key"/> (<paramref name="connectionFailed"/>:
+    /// the connection was refused or broke, which counts whatever the key). Returns the break it started (null when
+    /// the breaker stays closed or was already open): once failures of <c>failureThreshold</c> distinct keys came
+    /// with no success between, after a failed probe (twice the last break, capped), or for the bot's own
+    /// <paramref name="retryAfter"/> (capped at <see cref="MaxRetryAfter"/>).
     /// </summary>
-    public TimeSpan? OnFailure(bool probe, TimeSpan? retryAfter)
+    public TimeSpan? OnFailure(bool probe, TimeSpan? retryAfter, ulong key = 0, bool connectionFailed = false)
     {
         if (!Enabled)
             return null;
         lock (_gate)
         {
             _consecutiveFailures++;
+            if (connectionFailed)
+                _connectionFailures++;
+            else if (_failingKeys.Count < failureThreshold)
+                _failingKeys.Add(key);
             TimeSpan? length = null;
             if (probe && _state == (int)CircuitState.HalfOpen)
                 length = TimeSpan.FromTicks(Math.Min(Math.Max(_lastBreak.Ticks * 2, breakDuration.Ticks), maxBreakDuration.Ticks));
-            else if (_state == (int)CircuitState.Closed && _consecutiveFailures >= failureThreshold)
+            else if (_state == (int)CircuitState.Closed && _failingKeys.Count + _connectionFailures >= failureThreshold)
                 length = breakDuration;
             if (retryAfter is { } ra && ra > (length ?? TimeSpan.Zero))
-                length = ra;
+                length = ra < MaxRetryAfter ? ra : MaxRetryAfter;
             if (length is not { } l)
                 return null;
 

@@ -33,4 +33,6 @@ internal static partial class DispatchLog
     [LoggerMessage(3008, LogLevel.Information, "Circuit to {Destination} closed: tenant {Tenant}'s delivery got through")]
     public static partial void CircuitClosed(ILogger logger, string destination, string tenant);
 
+    [LoggerMessage(3009, LogLevel.Error, "Dispatch {Role} of tenant {Tenant} failed unexpectedly; it is restarted and the event it held is retried")]
+    public static partial void WorkerFault(ILogger logger, Exception exception, string tenant, string role);
 }

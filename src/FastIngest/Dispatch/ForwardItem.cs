@@ -21,7 +21,7 @@ internal sealed class BatchTracker(long address, int events, long receivedUnixMs
 }
 
 /// <summary>One event ready to forward: the Meta-shaped payload (a rented buffer), its id and signature.</summary>
-internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload, int length, string? signature, int lane, long receivedUnixMs)
+internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload, int length, string? signature, ulong orderKey, long receivedUnixMs)
 {
     /// <summary>When FastIngest received the event (Unix ms): <c>Forward:MaxAge</c> counts from here.</summary>
     public long ReceivedUnixMs { get; } = receivedUnixMs;
@@ -29,8 +29,14 @@ internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload
     /// <summary>The batch this event belongs to; set once the whole record has been read.</summary>
     public BatchTracker Batch { get; set; } = null!;
 
-    /// <summary>Routing hash: events with the same customer share a lane, and so keep their order.</summary>
-    public int Lane { get; } = lane;
+    /// <summary>
+    /// The ordering key (see <see cref="OrderKeys"/>): events with the same key reach the bot in log order, one at a
+    /// time; 0 for an event ordered behind nothing (a change without a customer).
+    /// </summary>
+    public ulong OrderKey { get; } = orderKey;
+
+    /// <summary>The key the circuit breaker counts this event's failures under: its order key, or a hash of its id when it has none.</summary>
+    public ulong FailureKey => OrderKey != 0 ? OrderKey : OrderKeys.Hash(EventId);
 
     /// <summary>Position of the event in its payload (the ack names it with the batch address).</summary>
     public int EventIndex { get; } = eventIndex;
@@ -66,8 +72,10 @@ internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload
 /// How a delivery attempt ended. <see cref="Permanent"/>: the bot refused the event itself (a 4xx other than 408, 425
 /// and 429), so retrying cannot help and it goes to the dead-letter queue. <see cref="RetryAfter"/>: the bot's
 /// <c>Retry-After</c> (429, 503), used instead of the backoff.
+/// <see cref="ConnectionFailed"/>: no answer at all (refused or broken connection), which says nothing about the event.
+/// <see cref="Throttled"/>: a 429, the bot's statement about its rate, not about the event.
 /// </summary>
-internal readonly record struct ForwardResult(bool Delivered, string Detail, TimeSpan? RetryAfter = null, bool Permanent = false)
+internal readonly record struct ForwardResult(bool Delivered, string Detail, TimeSpan? RetryAfter = null, bool Permanent = false, bool ConnectionFailed = false, bool Throttled = false)
 {
     public static ForwardResult Ok { get; } = new(true, "delivered");
 }
@@ -80,4 +88,11 @@ internal interface IForwardTarget : IDisposable
 
     /// <summary>One delivery attempt. Never throws for delivery failures; returns them.</summary>
     ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken);
+}
+
+/// <summary>Wraps each tenant's destination (registered in the service container by tests that inject faults).</summary>
+internal sealed class ForwardTargetWrapper(Func<string, IForwardTarget, IForwardTarget> wrap)
+{
+    /// <summary>The destination to use for tenant <paramref name="tenant"/> instead of <paramref name="target"/>.</summary>
+    public IForwardTarget Wrap(string tenant, IForwardTarget target) => wrap(tenant, target);
 }

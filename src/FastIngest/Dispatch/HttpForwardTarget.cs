@@ -44,8 +44,10 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
             var retryAfter = response.Headers.RetryAfter is { } ra
                 ? ra.Delta ?? (ra.Date is { } date ? date - DateTimeOffset.UtcNow : null)
                 : null;
+            if (retryAfter is { } r && (r <= TimeSpan.Zero || r > CircuitBreaker.MaxRetryAfter))
+                retryAfter = r <= TimeSpan.Zero ? null : CircuitBreaker.MaxRetryAfter;
             var permanent = status is >= 400 and < 500 and not 408 and not 425 and not 429;
-            return new ForwardResult(false, $"HTTP {status}", retryAfter, permanent);
+            return new ForwardResult(false, $"HTTP {status}", retryAfter, permanent, Throttled: status == 429);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -53,7 +55,8 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
         }
         catch (HttpRequestException ex)
         {
-            return new ForwardResult(false, ex.HttpRequestError.ToString());
+            return new ForwardResult(false, ex.HttpRequestError.ToString(),
+                ConnectionFailed: ex.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError);
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Text;
-using System.Threading.Channels;
 using FastIngest.Configuration;
 using FastIngest.Delivery;
 using FastIngest.Ingest;
@@ -14,11 +13,19 @@ namespace FastIngest.Dispatch;
 
 /// <summary>
 /// Delivers one tenant's committed events to its bot. A reader follows the event log, picks this tenant's batch
-/// records, rebuilds each new event's Meta-shaped payload and queues it on one of <c>Forward:Concurrency</c> lanes,
-/// chosen by the customer's wa_id so one customer's events stay in order. Each lane is a bounded channel drained by
-/// one worker that retries until the bot takes the event, then appends an ack record. A full lane makes this
-/// tenant's reader wait (backpressure); other tenants have their own reader and lanes and never notice.
+/// records, rebuilds each new event's Meta-shaped payload and adds it to a <see cref="KeyOrderedQueue"/>: one line
+/// per customer (<see cref="OrderKeys"/>). <c>Forward:Concurrency</c> workers take the head of any free line and make
+/// one attempt; a delivered or dead-lettered event is acked in the log, a failed one waits out its backoff on a timer
+/// while its line (only its line) waits behind it and the worker moves on. So an event the bot refuses delays only
+/// its own customer's later events. A full queue makes this tenant's reader wait (backpressure); other tenants have
+/// their own reader, queue and workers and never notice.
 /// </summary>
+/// <remarks>
+/// The reader and the workers are supervised: an unexpected exception is logged, counted
+/// (<see cref="WorkerFaults"/>, <c>fastingest_dispatch_worker_faults_total</c>) and shown on <c>/readyz</c> for
+/// <see cref="FaultVisibleFor"/>; the event a worker was on is retried after its backoff, and a failed reader or
+/// worker loop is started again after <see cref="s_restartDelay"/>. Nothing that delivers dies silently.
+/// </remarks>
 internal sealed class TenantDispatcher : IAsyncDisposable
 {
     private readonly Tenant _tenant;
@@ -28,12 +35,11 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly CircuitBreaker _breaker;
     private readonly DeliveryStateStore _states;
     private readonly Outbound.OutboundService? _outbound;
-    private static readonly TimeSpan s_maxRetryAfter = TimeSpan.FromHours(1);
     private readonly AckSet _acked;
     private readonly ILogger _logger;
     private readonly ILogger _outcomes;
     private readonly TimeProvider _time;
-    private readonly Channel<ForwardItem>[] _lanes;
+    private readonly KeyOrderedQueue _queue;
     private readonly Queue<BatchTracker> _outstanding = new();
     private readonly EventBuffer _events = new(64);
     private readonly PooledBufferWriter _writer = new(16 * 1024);
@@ -48,7 +54,13 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private long _prepared;
     private long _retried;
     private long _staleDropped;
+    private long _faults;
+    private (long AtUnixMs, string What)? _lastFault;
     private Task _running = Task.CompletedTask;
+    private static readonly TimeSpan s_restartDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long <c>/readyz</c> shows a reader or worker fault after it happened: 5 minutes.</summary>
+    public static readonly TimeSpan FaultVisibleFor = TimeSpan.FromMinutes(5);
 
     public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger, Outbound.OutboundService? outbound = null)
     {
@@ -65,16 +77,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         _outcomes = eventsLogger;
         _options = tenant.Options.Forward;
         _scannedUntil = startAddress;
-        _lanes = new Channel<ForwardItem>[_options.Concurrency];
-        for (var i = 0; i < _lanes.Length; i++)
-        {
-            _lanes[i] = Channel.CreateBounded<ForwardItem>(new BoundedChannelOptions(_options.QueueCapacity)
-            {
-                SingleReader = true,
-                SingleWriter = true,
-                FullMode = BoundedChannelFullMode.Wait,
-            });
-        }
+        _queue = new KeyOrderedQueue((int)Math.Min(int.MaxValue, (long)_options.QueueCapacity * _options.Concurrency), time);
     }
 
     public Tenant Tenant => _tenant;
@@ -90,6 +93,29 @@ internal sealed class TenantDispatcher : IAsyncDisposable
 
     /// <summary>Stale statuses not forwarded (<c>Forward:StaleStatuses=Drop</c>) since start.</summary>
     public long StaleDropped => Interlocked.Read(ref _staleDropped);
+
+    /// <summary>Unexpected exceptions caught in the reader or a worker since start (each one restarted what failed).</summary>
+    public long WorkerFaults => Interlocked.Read(ref _faults);
+
+    /// <summary>
+    /// The last reader or worker fault while it is less than <see cref="FaultVisibleFor"/> old: "{n} faults, last
+    /// {s} s ago: {what}"; null otherwise.
+    /// </summary>
+    public string? RecentFault()
+    {
+        var fault = _lastFault;
+        if (fault is not { } f)
+            return null;
+        var age = _time.GetUtcNow().ToUnixTimeMilliseconds() - f.AtUnixMs;
+        return age > FaultVisibleFor.TotalMilliseconds ? null : $"{WorkerFaults} dispatch faults, last {age / 1000} s ago: {f.What}";
+    }
+
+    private void Fault(string where, Exception ex)
+    {
+        Interlocked.Increment(ref _faults);
+        _lastFault = (_time.GetUtcNow().ToUnixTimeMilliseconds(), $"{where}: {ex.GetType().Name}: {ex.Message}");
+        DispatchLog.WorkerFault(_logger, ex, _tenant.Id, where);
+    }
 
     /// <summary>How far the reader has got: every record below has been read (and its statuses applied to the delivery-state store).</summary>
     public long ScannedUntil
@@ -131,61 +157,75 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         }
         var delivered = Delivered;
         var deadLettered = DeadLettered;
-        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered - StaleDropped), oldestAge, _breaker.State, _breaker.Opened);
+        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered - StaleDropped), oldestAge, _breaker.State, _breaker.Opened, WorkerFaults);
     }
 
     public void Start()
     {
-        var workers = new Task[_lanes.Length + 1];
-        workers[0] = Task.Run(() => ReadLoopAsync(_stop.Token));
-        for (var i = 0; i < _lanes.Length; i++)
-        {
-            var lane = _lanes[i];
-            workers[i + 1] = Task.Run(() => WorkLoopAsync(lane.Reader, _stop.Token));
-        }
+        var workers = new Task[_options.Concurrency + 1];
+        workers[0] = Task.Run(() => SuperviseAsync("reader", ReadLoopAsync, _stop.Token));
+        for (var i = 0; i < _options.Concurrency; i++)
+            workers[i + 1] = Task.Run(() => SuperviseAsync("worker", WorkLoopAsync, _stop.Token));
         _running = Task.WhenAll(workers);
     }
 
-    private async Task ReadLoopAsync(CancellationToken ct)
+    /// <summary>Runs <paramref name="loop"/> until <paramref name="ct"/> stops it; an unexpected exception is a fault, and the loop starts again.</summary>
+    private async Task SuperviseAsync(string role, Func<CancellationToken, Task> loop, CancellationToken ct)
     {
-        try
+        while (true)
         {
-            using var iter = _log.Scan(Interlocked.Read(ref _scannedUntil));
-            while (!ct.IsCancellationRequested)
+            try
             {
-                while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
-                {
-                    using (owner)
-                        Prepare(owner.Memory.Span[..length], address, next);
-                    foreach (var item in _ready)
-                        await _lanes[LaneOf(item)].Writer.WriteAsync(item, ct).ConfigureAwait(false);
-                    _ready.Clear();
-                    ct.ThrowIfCancellationRequested();
-                }
-                await iter.WaitAsync(ct).ConfigureAwait(false);
+                await loop(ct).ConfigureAwait(false);
+                return;
             }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            DispatchLog.ReaderFailed(_logger, ex, _tenant.Id);
-            throw;
-        }
-        finally
-        {
-            foreach (var item in _ready)
-                item.ReleasePayload();
-            _ready.Clear();
-            foreach (var lane in _lanes)
-                lane.Writer.TryComplete();
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Fault(role, ex);
+            }
+            try
+            {
+                await Task.Delay(s_restartDelay, _time, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
         }
     }
 
-    /// <summary>Turns one log record into ready items (synchronous: the record's memory and the parser's spans stay on this frame).</summary>
+    /// <summary>
+    /// Follows the log from <see cref="ScannedUntil"/>. Each record's events are added to the queue in the same
+    /// synchronous step that advances <see cref="ScannedUntil"/>, so a restarted reader neither skips nor repeats one.
+    /// </summary>
+    private async Task ReadLoopAsync(CancellationToken ct)
+    {
+        using var iter = _log.Scan(ScannedUntil);
+        while (!ct.IsCancellationRequested)
+        {
+            while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
+            {
+                using (owner)
+                    Prepare(owner.Memory.Span[..length], address, next);
+                await _queue.WaitForRoomAsync(ct).ConfigureAwait(false);
+            }
+            await iter.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Turns one log record into queued items (synchronous: the record's memory and the parser's spans stay on this
+    /// frame). The items are built first and queued together with the advance, so an exception part-way queues none.
+    /// </summary>
     private void Prepare(ReadOnlySpan<byte> record, long address, long next)
     {
+        foreach (var left in _ready)
+            left.ReleasePayload(); // from a Prepare that threw part-way: none of them was queued
+        _ready.Clear();
         if (LogRecordFormat.TypeOf(record) != LogRecordType.Batch)
         {
             Advance(null, next);
@@ -226,7 +266,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             _writer.WrittenSpan.CopyTo(payload);
             var idLength = EventIdentity.Write(stored.Body, in _events[index], id);
             var signature = _tenant.ForwardSecret.Length > 0 ? WebhookSignature.Sign(_tenant.ForwardSecret, _writer.WrittenSpan) : null;
-            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, Lane(stored.Body, in _events[index]), stored.ReceivedUnixMs) { Stale = stale };
+            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, OrderKeys.Of(stored.Body, in _events[index]), stored.ReceivedUnixMs) { Stale = stale };
             _ready.Add(item);
             count++;
         }
@@ -236,7 +276,11 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             tracker = new BatchTracker(address, count, stored.ReceivedUnixMs);
             Interlocked.Add(ref _prepared, count);
             foreach (var item in _ready)
+            {
                 item.Batch = tracker;
+                _queue.Add(item);
+            }
+            _ready.Clear();
         }
         Advance(tracker, next);
     }
@@ -304,55 +348,50 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         }
     }
 
-    private int LaneOf(ForwardItem item) => item.Lane % _lanes.Length;
-
-    /// <summary>Lane by the customer: <c>from</c> of a message, <c>recipient_id</c> of a status, else the phone number id.</summary>
-    private static int Lane(ReadOnlySpan<byte> body, in WebhookEvent e)
+    /// <summary>
+    /// Takes the head of a free line, makes one attempt and hands the line back: done (delivered, dead-lettered or
+    /// dropped as stale, and acked) or to retry after a delay. An unexpected exception during the attempt is a fault;
+    /// the event is retried after its backoff like a failed delivery.
+    /// </summary>
+    private async Task WorkLoopAsync(CancellationToken ct)
     {
-        var key = e.Kind switch
+        while (true)
         {
-            WebhookEventKind.Message => e.From.Raw(body),
-            WebhookEventKind.Status => e.RecipientId.Raw(body),
-            _ => e.PhoneNumberId.Raw(body),
-        };
-        var hash = 2166136261u;
-        foreach (var b in key)
-            hash = (hash ^ b) * 16777619u;
-        return (int)(hash & 0x7FFFFFFF);
-    }
-
-    private async Task WorkLoopAsync(ChannelReader<ForwardItem> lane, CancellationToken ct)
-    {
-        try
-        {
-            await foreach (var item in lane.ReadAllAsync(ct).ConfigureAwait(false))
+            var line = await _queue.TakeAsync(ct).ConfigureAwait(false);
+            var item = line.Head;
+            TimeSpan? retry;
+            try
             {
-                try
-                {
-                    await DeliverAsync(item, ct).ConfigureAwait(false);
-                }
-                finally
-                {
-                    item.ReleasePayload();
-                }
+                retry = await AttemptAsync(item, ct).ConfigureAwait(false);
             }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-        finally
-        {
-            // Undelivered items stay unacked in the log and go out again after the next start.
-            while (lane.TryRead(out var left))
-                left.ReleasePayload();
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                throw; // stopping: the event stays unacked in the log and goes out after the next start
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Fault("worker", ex);
+                retry = Backoff.Delay(Math.Max(1, item.Attempts), _options.InitialBackoff, _options.MaxBackoff);
+            }
+            if (retry is { } delay)
+            {
+                _queue.RetryAfter(line, delay);
+                continue;
+            }
+            item.ReleasePayload();
+            _queue.Done(line);
         }
     }
 
-    private async Task DeliverAsync(ForwardItem item, CancellationToken ct)
+    /// <summary>
+    /// One delivery attempt of <paramref name="item"/>. Returns null when the event is finished (delivered,
+    /// dead-lettered or dropped as stale; its ack is appended), or the delay before the next attempt.
+    /// </summary>
+    private async Task<TimeSpan?> AttemptAsync(ForwardItem item, CancellationToken ct)
     {
         var deadLettered = false;
         var dropped = item.Stale && _options.StaleStatusHandling == StaleStatusHandling.Drop;
-        while (!dropped)
+        if (!dropped)
         {
             // Waiting out an open breaker is not an attempt: it spends neither MaxAttempts nor backoff.
             var probe = await _breaker.WaitToSendAsync(ct).ConfigureAwait(false);
@@ -379,34 +418,27 @@ internal sealed class TenantDispatcher : IAsyncDisposable
                 if (_breaker.OnSuccess())
                     DispatchLog.CircuitClosed(_logger, _breaker.Destination, _tenant.Id);
             }
-            else if (_breaker.OnFailure(probe, result.RetryAfter) is { } pause)
+            else if (_breaker.OnFailure(probe, result.Throttled ? result.RetryAfter : null, item.FailureKey, result.ConnectionFailed) is { } pause)
             {
                 DispatchLog.CircuitOpened(_logger, _breaker.Destination, _tenant.Id, (long)pause.TotalMilliseconds, result.Detail, probe);
             }
-            if (result.Delivered)
-                break;
-            if (GiveUpReason(item, result) is { } reason)
+            if (!result.Delivered)
             {
+                if (GiveUpReason(item, result) is not { } reason)
+                    return RetryDelay(item, result);
                 try
                 {
                     var entry = await _deadLetters.AddAsync(_tenant.Id, item.EventId, item.ReceivedUnixMs, item.Attempts, reason, item.Payload, ct).ConfigureAwait(false);
                     DispatchLog.DeadLettered(_logger, _tenant.Id, item.EventId, item.Attempts, reason, entry.Id);
                     deadLettered = true;
-                    break;
                 }
                 catch (IOException ex)
                 {
                     // Nothing is dropped: without a durable dead letter the event keeps being retried.
                     DispatchLog.DeadLetterFailed(_logger, ex, _tenant.Id, item.EventId);
+                    return RetryDelay(item, result);
                 }
             }
-            // The bot's Retry-After is what it asked for, so it wins over the backoff (MaxBackoff included), up to an hour.
-            var delay = result.RetryAfter is { } ra && ra > TimeSpan.Zero
-                ? TimeSpan.FromTicks(Math.Min(ra.Ticks, s_maxRetryAfter.Ticks))
-                : Backoff.Delay(item.Attempts, _options.InitialBackoff, _options.MaxBackoff);
-            Interlocked.Increment(ref _retried);
-            DispatchLog.DeliveryFailed(_logger, _tenant.Id, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
-            await Task.Delay(delay, _time, ct).ConfigureAwait(false);
         }
 
         while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex), out _))
@@ -416,6 +448,18 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         Interlocked.Increment(ref deadLettered ? ref _deadLettered : ref dropped ? ref _staleDropped : ref _delivered);
         if (_outcomes.IsEnabled(LogLevel.Information))
             DispatchLog.Outcome(_outcomes, item.EventId, _tenant.Id, outcome, item.Attempts, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.ReceivedUnixMs);
+        return null;
+    }
+
+    /// <summary>The bot's Retry-After (already capped at an hour) wins over the backoff, MaxBackoff included: it is what the bot asked for.</summary>
+    private TimeSpan RetryDelay(ForwardItem item, ForwardResult result)
+    {
+        var delay = result.RetryAfter is { } ra && ra > TimeSpan.Zero
+            ? TimeSpan.FromTicks(Math.Min(ra.Ticks, CircuitBreaker.MaxRetryAfter.Ticks))
+            : Backoff.Delay(item.Attempts, _options.InitialBackoff, _options.MaxBackoff);
+        Interlocked.Increment(ref _retried);
+        DispatchLog.DeliveryFailed(_logger, _tenant.Id, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
+        return delay;
     }
 
     /// <summary>Why to stop retrying: a permanent refusal, or past <c>MaxAttempts</c> or <c>MaxAge</c>; null to retry.</summary>
@@ -469,6 +513,9 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             using var drain = new CancellationTokenSource(s_drainTimeout, _time);
             await StopAsync(drain.Token).ConfigureAwait(false);
         }
+        foreach (var item in _queue.Drain())
+            item.ReleasePayload();
+        _queue.Dispose();
         _target.Dispose();
         _events.Dispose();
         _writer.Dispose();

@@ -44,6 +44,15 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// <summary>Opens and recovers everything (synchronously: the server must not take requests before this is done).</summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
     public FastIngestEngine(FastIngestOptions options, ILoggerFactory loggerFactory, TimeProvider? time = null)
+        : this(options, loggerFactory, time, null)
+    {
+    }
+
+    /// <summary>
+    /// As the public constructor; <paramref name="faults"/>, when given, wraps each tenant's destination (fault
+    /// injection for the tests of dispatch supervision).
+    /// </summary>
+    internal FastIngestEngine(FastIngestOptions options, ILoggerFactory loggerFactory, TimeProvider? time, ForwardTargetWrapper? faults)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -89,6 +98,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             IForwardTarget target = string.IsNullOrEmpty(forward.Url)
                 ? new FileForwardTarget(Path.Combine(dataDir, "out", tenant.Id + ".jsonl"))
                 : new HttpForwardTarget(_http, new Uri(forward.Url), forward.Timeout);
+            if (faults is not null)
+                target = faults.Wrap(tenant.Id, target);
             if (!breakers.TryGetValue(target.Describe, out var breaker))
             {
                 breaker = new CircuitBreaker(target.Describe, forward.BreakerFailures, forward.BreakDuration, forward.MaxBackoff > forward.BreakDuration ? forward.MaxBackoff : forward.BreakDuration, _time);
@@ -121,7 +132,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// <summary>
     /// Why the server should not get traffic now, one line per reason (empty when ready): the event log failed a
     /// write, <c>DataDir</c> is over its quota, a tenant has had no inbound message for longer than its
-    /// <c>InboundSilence</c> inside its active hours, or a tenant's oldest undelivered event is older than its
+    /// <c>InboundSilence</c> inside its active hours, a tenant's dispatch reader or worker failed unexpectedly in the
+    /// last 5 minutes (it was restarted), or a tenant's oldest undelivered event is older than its
     /// <c>Forward:MaxBacklogAge</c>.
     /// </summary>
     public IReadOnlyList<string> NotReadyReasons()
@@ -144,6 +156,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         foreach (var d in _dispatchers)
         {
+            if (d.RecentFault() is { } fault)
+                reasons.Add($"tenant {d.Tenant.Id}: {fault}");
             var stats = d.Stats();
             var limit = d.Tenant.Options.Forward.MaxBacklogAge;
             if (stats.OldestUnforwardedAgeSeconds > limit.TotalSeconds)

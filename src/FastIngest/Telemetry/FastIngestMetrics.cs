@@ -12,7 +12,8 @@ namespace FastIngest.Telemetry;
 /// <param name="OldestUnforwardedAgeSeconds">Age of the oldest of those (since FastIngest received it), 0 for none.</param>
 /// <param name="Circuit">The circuit breaker of the tenant's bot URL now.</param>
 /// <param name="CircuitOpened">Times that breaker opened since start.</param>
-public readonly record struct DispatchStats(string Tenant, long Forwarded, long Retried, long DeadLettered, long BacklogEvents, double OldestUnforwardedAgeSeconds, Dispatch.CircuitState Circuit = Dispatch.CircuitState.Closed, long CircuitOpened = 0);
+/// <param name="WorkerFaults">Unexpected exceptions caught in the tenant's reader and workers since start (each restarted what failed).</param>
+public readonly record struct DispatchStats(string Tenant, long Forwarded, long Retried, long DeadLettered, long BacklogEvents, double OldestUnforwardedAgeSeconds, Dispatch.CircuitState Circuit = Dispatch.CircuitState.Closed, long CircuitOpened = 0, long WorkerFaults = 0);
 
 /// <summary>
 /// FastIngest's <see cref="System.Diagnostics.Metrics"/> instruments (meter <c>FastIngest</c>) and their Prometheus
@@ -47,6 +48,7 @@ public sealed class FastIngestMetrics : IDisposable
         _meter.CreateObservableGauge("fastingest_oldest_unforwarded_age_seconds", () => DispatchDouble(dispatch, d => d.OldestUnforwardedAgeSeconds), description: "Age of the oldest event waiting for delivery, in seconds.");
         _meter.CreateObservableGauge("fastingest_forward_circuit_state", () => Dispatch(dispatch, d => (long)d.Circuit), description: "Circuit breaker of the tenant's bot URL: 0 closed, 1 open (sends wait), 2 half-open (one probe out).");
         _meter.CreateObservableCounter("fastingest_forward_circuit_opens_total", () => Dispatch(dispatch, d => d.CircuitOpened), description: "Times the circuit breaker of the tenant's bot URL opened (a failed probe counts again).");
+        _meter.CreateObservableCounter("fastingest_dispatch_worker_faults_total", () => Dispatch(dispatch, d => d.WorkerFaults), description: "Unexpected exceptions in the tenant's log reader or delivery workers; each restarted what failed and retried the event it held.");
         _meter.CreateObservableGauge("fastingest_dead_letters", deadLetters, description: "Open entries in the dead-letter queue.");
         _meter.CreateObservableGauge("fastingest_data_dir_bytes", dataDirBytes, description: "Bytes used by files under DataDir (sampled every second).");
         _meter.CreateObservableGauge("fastingest_dedupe_log_bytes", dedupeLogBytes, description: "Bytes of the dedupe store's log still held (48 per event within DedupeTtl; the head past the TTL is cut at checkpoints).");

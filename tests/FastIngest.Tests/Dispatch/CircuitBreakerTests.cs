@@ -13,7 +13,7 @@ public sealed class CircuitBreakerTests
     private static void Fail(CircuitBreaker b, int times)
     {
         for (var i = 0; i < times; i++)
-            b.OnFailure(probe: false, retryAfter: null);
+            b.OnFailure(probe: false, retryAfter: null, key: (ulong)i + 1);
     }
 
     [Fact]
@@ -74,12 +74,46 @@ public sealed class CircuitBreakerTests
     }
 
     [Fact]
+    public void One_key_failing_again_and_again_never_opens_it()
+    {
+        var b = Breaker();
+        for (var i = 0; i < 50; i++)
+            Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 42));
+        Assert.Equal(CircuitState.Closed, b.State);
+        // Two other customers failing too makes three distinct keys: the destination itself is failing.
+        Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 7));
+        Assert.NotNull(b.OnFailure(probe: false, retryAfter: null, key: 8));
+        Assert.Equal(CircuitState.Open, b.State);
+    }
+
+    [Fact]
+    public void Refused_connections_count_whatever_the_key()
+    {
+        var b = Breaker();
+        Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 42, connectionFailed: true));
+        Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 42, connectionFailed: true));
+        Assert.NotNull(b.OnFailure(probe: false, retryAfter: null, key: 42, connectionFailed: true));
+    }
+
+    [Fact]
+    public void A_success_forgets_the_failing_keys()
+    {
+        var b = Breaker();
+        b.OnFailure(probe: false, retryAfter: null, key: 1);
+        b.OnFailure(probe: false, retryAfter: null, key: 2);
+        b.OnSuccess();
+        Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 3));
+        Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 4));
+        Assert.Equal(CircuitState.Closed, b.State);
+    }
+
+    [Fact]
     public void A_late_failure_of_a_send_from_before_the_break_does_not_shorten_or_restart_it()
     {
         var b = Breaker();
         Fail(b, 3);
         _clock.Advance(TimeSpan.FromMilliseconds(500));
-        Assert.Null(b.OnFailure(probe: false, retryAfter: null));
+        Assert.Null(b.OnFailure(probe: false, retryAfter: null, key: 9));
         Assert.Equal(1, b.Opened);
     }
 
@@ -96,6 +130,20 @@ public sealed class CircuitBreakerTests
         await Task.Delay(20);
         Assert.False(wait.IsCompleted);
         _clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(await wait.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task A_Retry_After_of_months_is_capped_at_an_hour_and_waiting_it_out_works()
+    {
+        // A bot's Retry-After of 60 days used to open the breaker for 60 days, and Task.WaitAsync throws for waits
+        // over ~49 days: the lane worker that waited died.
+        var b = Breaker(failures: 100);
+        Assert.Equal(TimeSpan.FromHours(1), b.OnFailure(probe: false, retryAfter: TimeSpan.FromDays(60)));
+        var wait = b.WaitToSendAsync(CancellationToken.None).AsTask();
+        await Task.Delay(20);
+        Assert.False(wait.IsFaulted, wait.Exception?.ToString());
+        _clock.Advance(TimeSpan.FromHours(1));
         Assert.True(await wait.WaitAsync(TimeSpan.FromSeconds(5)));
     }
 

@@ -30,7 +30,8 @@ internal sealed class IngestServer : IAsyncDisposable
 
     public FastIngestEngine Engine => _app.Services.GetRequiredService<FastIngestEngine>();
 
-    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null)
+    /// <summary>Starts the server; <paramref name="services"/> may add to its service container (a fault-injecting <c>ForwardTargetWrapper</c>).</summary>
+    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -67,6 +68,7 @@ internal sealed class IngestServer : IAsyncDisposable
             b.Configuration.AddInMemoryCollection(settings);
             b.Logging.ClearProviders();
             b.Logging.SetMinimumLevel(LogLevel.Warning);
+            services?.Invoke(b.Services);
         });
         await app.StartAsync();
         var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
