@@ -11,7 +11,13 @@ namespace FastIngest.Ingest;
 /// <item><c>msg:{wamid}</c> for a message;</item>
 /// <item><c>status:{wamid}:{status}</c> for a status (so sent, delivered and read of one wamid are three events);</item>
 /// <item><c>change:{field}:{hash}</c> for any other change, <c>hash</c> being the first 32 lowercase hex digits of
-/// SHA-256(field name, a zero byte, SHA-256(raw bytes of the change's <c>value</c>));</item>
+/// SHA-256(field name, a zero byte, SHA-256(raw bytes of the change's <c>value</c>), SHA-256(<c>entry[].id</c>),
+/// SHA-256(<c>entry[].time</c>)), the two entry fields as the raw bytes of their values (empty when absent). A change's value often carries
+/// no time of its own (a template's <c>APPROVED</c>, <c>PAUSED</c>, <c>APPROVED</c> again are equal values), so the
+/// entry's WABA id and time are what tell two genuine changes apart; Meta's Graph API webhooks docs ("Getting
+/// Started", Event Notifications) give <c>entry[].time</c> without saying whether a redelivery keeps it. If a
+/// redelivery carried a new time it would be forwarded a second time under a second id (never dropped); two equal
+/// changes of one WABA within the same second remain one event.</item>
 /// <item><c>msg:#{hash}</c> / <c>status:#{hash}</c> (SHA-256 of the raw message or status object) when Meta sent no id
 /// or status, or an id too long to use.</item>
 /// </list>
@@ -37,7 +43,7 @@ public static class EventIdentity
                 "msg:"u8.CopyTo(destination);
                 if (TryCopyValue(body, e.Id, destination[4..MaxWamidLength], out var n))
                     return 4 + n;
-                return 4 + WriteHash(default, e.Item.Raw(body), destination[4..]);
+                return 4 + WriteHash(e.Item.Raw(body), destination[4..]);
             }
             case WebhookEventKind.Status:
             {
@@ -50,7 +56,7 @@ public static class EventIdentity
                     if (TryCopyValue(body, e.Status, destination[at..MaxLength], out var s))
                         return at + s;
                 }
-                return 7 + WriteHash(default, e.Item.Raw(body), destination[7..]);
+                return 7 + WriteHash(e.Item.Raw(body), destination[7..]);
             }
             default:
             {
@@ -66,7 +72,7 @@ public static class EventIdentity
                     at += f;
                 }
                 destination[at++] = (byte)':';
-                return at + WriteHash(field, e.Value.Raw(body), destination[at..]);
+                return at + WriteChangeHash(field, e.Value.Raw(body), e.EntryId.RawValue(body), e.EntryTime.RawValue(body), destination[at..]);
             }
         }
     }
@@ -107,24 +113,36 @@ public static class EventIdentity
         return true;
     }
 
-    private static int WriteHash(ReadOnlySpan<byte> field, ReadOnlySpan<byte> raw, Span<byte> destination)
+    /// <summary>
+    /// SHA-256(field, 0, SHA-256(value), SHA-256(entry id), SHA-256(entry time)) as hex: one-shot hashes over a stack
+    /// buffer, no incremental hasher to allocate.
+    /// </summary>
+    private static int WriteChangeHash(ReadOnlySpan<byte> field, ReadOnlySpan<byte> value, ReadOnlySpan<byte> entryId, ReadOnlySpan<byte> entryTime, Span<byte> destination)
+    {
+        const int H = SHA256.HashSizeInBytes;
+        Span<byte> outer = stackalloc byte[field.Length + 1 + 3 * H];
+        field.CopyTo(outer);
+        outer[field.Length] = 0;
+        var at = field.Length + 1;
+        SHA256.HashData(value, outer.Slice(at, H));
+        SHA256.HashData(entryId, outer.Slice(at + H, H));
+        SHA256.HashData(entryTime, outer.Slice(at + 2 * H, H));
+        Span<byte> hash = stackalloc byte[H];
+        SHA256.HashData(outer, hash);
+        return WriteHex(hash, destination);
+    }
+
+    private static int WriteHash(ReadOnlySpan<byte> raw, Span<byte> destination)
     {
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(raw, hash);
+        destination[0] = (byte)'#';
+        return 1 + WriteHex(hash, destination[1..]);
+    }
+
+    private static int WriteHex(ReadOnlySpan<byte> hash, Span<byte> destination)
+    {
         var at = 0;
-        if (field.IsEmpty)
-        {
-            destination[at++] = (byte)'#';
-        }
-        else
-        {
-            // SHA-256(field, 0, SHA-256(value)): two one-shot hashes, no incremental hasher to allocate.
-            Span<byte> outer = stackalloc byte[field.Length + 1 + hash.Length];
-            field.CopyTo(outer);
-            outer[field.Length] = 0;
-            hash.CopyTo(outer[(field.Length + 1)..]);
-            SHA256.HashData(outer, hash);
-        }
         for (var i = 0; i < HashHexLength / 2; i++)
         {
             destination[at++] = HexDigit(hash[i] >> 4);

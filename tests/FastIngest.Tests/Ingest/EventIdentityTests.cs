@@ -41,6 +41,36 @@ public sealed class EventIdentityTests
         Assert.NotEqual(ida, Assert.Single(Ids(b)));
     }
 
+    private static byte[] TemplateUpdate(string wabaId, string time, string status) => Encoding.UTF8.GetBytes(
+        $$$"""{"entry":[{"id":"{{{wabaId}}}","time":{{{time}}},"changes":[{"value":{"event":"{{{status}}}","message_template_id":1689556908129832,"message_template_name":"order_confirmation","message_template_language":"en_US","reason":"NONE"},"field":"message_template_status_update"}]}],"object":"whatsapp_business_account"}""");
+
+    [Fact]
+    public void A_change_repeated_with_equal_values_at_another_time_is_another_event()
+    {
+        // APPROVED, PAUSED, then APPROVED again: the two APPROVED values are byte for byte equal; only entry[].time
+        // tells them apart. Hashing only the value made the re-approval a "duplicate", answered 200 and dropped.
+        var first = Assert.Single(Ids(TemplateUpdate("102290129340398", "1751247548", "APPROVED")));
+        var paused = Assert.Single(Ids(TemplateUpdate("102290129340398", "1751250000", "PAUSED")));
+        var again = Assert.Single(Ids(TemplateUpdate("102290129340398", "1751260000", "APPROVED")));
+        Assert.Equal(3, new[] { first, paused, again }.Distinct().Count());
+        Assert.Matches("^change:message_template_status_update:[0-9a-f]{32}$", again);
+    }
+
+    [Fact]
+    public void A_redelivery_of_the_same_change_notification_is_the_same_event()
+    {
+        var id = Assert.Single(Ids(TemplateUpdate("102290129340398", "1751247548", "APPROVED")));
+        Assert.Equal(id, Assert.Single(Ids(TemplateUpdate("102290129340398", "1751247548", "APPROVED"))));
+    }
+
+    [Fact]
+    public void Equal_changes_of_two_WABAs_are_two_events()
+    {
+        Assert.NotEqual(
+            Assert.Single(Ids(TemplateUpdate("102290129340398", "1751247548", "APPROVED"))),
+            Assert.Single(Ids(TemplateUpdate("2949482758682047", "1751247548", "APPROVED"))));
+    }
+
     [Fact]
     public void Events_without_an_id_are_named_by_a_hash_of_their_object()
     {
