@@ -122,6 +122,9 @@ public struct WebhookEvent
     /// <summary><c>recipient_type</c> (<c>group</c> for group messages).</summary>
     public JsonSegment RecipientType;
 
+    /// <summary><c>recipient_participant_id</c>: for a status of a group message, the participant's wa_id.</summary>
+    public JsonSegment RecipientParticipantId;
+
     /// <summary><c>conversation.id</c>.</summary>
     public JsonSegment ConversationId;
 

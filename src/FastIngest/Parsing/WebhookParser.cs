@@ -205,28 +205,103 @@ public static class WebhookParser
             e.ValueEvent = parts.Event;
             e.ContactsStart = contactsStart;
             e.ContactsCount = contactsCount;
-            e.MatchedContact = MatchContact(body, events, in e, contactsStart, contactsCount);
         }
+        MatchContacts(body, events, first, contactsStart, contactsCount);
     }
 
     /// <summary>
-    /// The contact an event is about: for a message the one whose <c>wa_id</c> is its <c>from</c> (or the only contact
-    /// when <c>from</c> is absent, as with business-scoped user ids); for a status the one whose <c>wa_id</c> is its
-    /// <c>recipient_id</c>. -1 when none.
+    /// Sets each event's <see cref="WebhookEvent.MatchedContact"/>: for a message the contact whose <c>wa_id</c> is its
+    /// <c>from</c>; for a status the one whose <c>wa_id</c> is its <c>recipient_id</c>, else its
+    /// <c>recipient_participant_id</c> (a group message's participant). When the change carries exactly one contact
+    /// and it matches none of the change's events (a business-scoped user id without <c>from</c>, a group status),
+    /// every event of the change keeps it. -1 when none. Linear in events + contacts: past a few contacts their
+    /// <c>wa_id</c>s go into an open-addressing table rented from the array pool.
     /// </summary>
-    private static int MatchContact(ReadOnlySpan<byte> body, EventBuffer events, in WebhookEvent e, int start, int count)
+    private static void MatchContacts(ReadOnlySpan<byte> body, EventBuffer events, int first, int start, int count)
     {
-        if (count == 0 || e.Kind == WebhookEventKind.Change)
-            return -1;
-        var who = e.Kind == WebhookEventKind.Message ? e.From : e.RecipientId;
+        if (count == 0)
+            return;
+        int[]? table = null;
+        var mask = 0;
+        if (count > 8)
+        {
+            var size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)count * 2);
+            mask = size - 1;
+            table = System.Buffers.ArrayPool<int>.Shared.Rent(size);
+            table.AsSpan(0, size).Fill(-1);
+            for (var i = start; i < start + count; i++)
+            {
+                ref readonly var waId = ref events.ContactAt(i).WaId;
+                if (waId.Kind != JsonSegmentKind.String)
+                    continue; // absent or escaped: found by the linear scan below
+                var slot = (int)(HashOf(waId.RawValue(body)) & (uint)mask);
+                while (table[slot] >= 0)
+                    slot = (slot + 1) & mask;
+                table[slot] = i;
+            }
+        }
+        try
+        {
+            var matchedAny = false;
+            for (var k = first; k < events.Count; k++)
+            {
+                ref var e = ref events.EventAt(k);
+                e.MatchedContact = -1;
+                if (e.Kind == WebhookEventKind.Change)
+                    continue;
+                var who = e.Kind == WebhookEventKind.Message ? e.From : e.RecipientId;
+                var found = Find(body, events, in who, start, count, table, mask);
+                if (found < 0 && e.Kind == WebhookEventKind.Status)
+                    found = Find(body, events, in e.RecipientParticipantId, start, count, table, mask);
+                e.MatchedContact = found;
+                matchedAny |= found >= 0;
+            }
+            if (!matchedAny && count == 1)
+            {
+                for (var k = first; k < events.Count; k++)
+                {
+                    ref var e = ref events.EventAt(k);
+                    if (e.Kind != WebhookEventKind.Change)
+                        e.MatchedContact = start;
+                }
+            }
+        }
+        finally
+        {
+            if (table is not null)
+                System.Buffers.ArrayPool<int>.Shared.Return(table);
+        }
+    }
+
+    private static int Find(ReadOnlySpan<byte> body, EventBuffer events, in JsonSegment who, int start, int count, int[]? table, int mask)
+    {
         if (!who.IsPresent)
-            return e.Kind == WebhookEventKind.Message && count == 1 ? start : -1;
+            return -1;
+        if (table is not null && who.Kind == JsonSegmentKind.String)
+        {
+            var slot = (int)(HashOf(who.RawValue(body)) & (uint)mask);
+            for (; table[slot] >= 0; slot = (slot + 1) & mask)
+            {
+                if (JsonSegment.ValuesEqual(body, in who, in events.ContactAt(table[slot]).WaId))
+                    return table[slot];
+            }
+            // Not among the plain wa_ids; an escaped one (rare) is compared below.
+        }
         for (var i = start; i < start + count; i++)
         {
-            if (JsonSegment.ValuesEqual(body, in who, in events.ContactAt(i).WaId))
+            ref readonly var waId = ref events.ContactAt(i).WaId;
+            if ((table is null || waId.Kind != JsonSegmentKind.String) && JsonSegment.ValuesEqual(body, in who, in waId))
                 return i;
         }
         return -1;
+    }
+
+    private static uint HashOf(ReadOnlySpan<byte> bytes)
+    {
+        var hash = 2166136261u;
+        foreach (var b in bytes)
+            hash = (hash ^ b) * 16777619u;
+        return hash;
     }
 
     private static void ParseValue(ref Utf8JsonReader reader, EventBuffer events, ref ChangeParts parts)
@@ -480,6 +555,11 @@ public static class WebhookParser
             {
                 reader.Read();
                 e.RecipientType = Capture(ref reader);
+            }
+            else if (reader.ValueTextEquals("recipient_participant_id"u8))
+            {
+                reader.Read();
+                e.RecipientParticipantId = Capture(ref reader);
             }
             else if (reader.ValueTextEquals("biz_opaque_callback_data"u8))
             {

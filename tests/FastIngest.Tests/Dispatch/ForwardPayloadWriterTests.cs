@@ -69,6 +69,49 @@ public sealed class ForwardPayloadWriterTests
         }
     }
 
+    private static string ForwardedContacts(byte[] body, int index)
+    {
+        using var events = new EventBuffer();
+        Assert.True(WebhookParser.Parse(body, events).Success);
+        using var writer = new PooledBufferWriter();
+        ForwardPayloadWriter.Write(body, events, index, writer);
+        using var doc = JsonDocument.Parse(writer.WrittenSpan.ToArray());
+        var value = doc.RootElement.GetProperty("entry")[0].GetProperty("changes")[0].GetProperty("value");
+        return value.TryGetProperty("contacts", out var contacts) ? JsonSerializer.Serialize(contacts) : "";
+    }
+
+    [Fact]
+    public void A_group_status_keeps_its_participant_contact()
+    {
+        // pywa's message_status.group: the contact is the participant (recipient_participant_id), not recipient_id.
+        var body = System.Text.Encoding.UTF8.GetBytes("""{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"contacts":[{"profile":{"name":"P"},"wa_id":"16505550001","user_id":"US.1"}],"statuses":[{"id":"wamid.G","status":"read","timestamp":"1698266945","recipient_id":"group-abc","recipient_type":"group","recipient_participant_id":"16505550001"}]},"field":"messages"}]}]}""");
+        Assert.Contains("16505550001", ForwardedContacts(body, 0), StringComparison.Ordinal);
+        if (RepoPaths.Corpus is not null && File.Exists(Path.Combine(RepoPaths.Corpus, "pywa__message_status.group.json")))
+            Assert.Contains("US.123456", ForwardedContacts(File.ReadAllBytes(Path.Combine(RepoPaths.Corpus, "pywa__message_status.group.json")), 0), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_single_contact_that_matches_no_event_is_kept()
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes("""{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"contacts":[{"profile":{"name":"Who"},"user_id":"US.9"}],"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1","recipient_id":"16505550009"}]},"field":"messages"}]}]}""");
+        Assert.Contains("US.9", ForwardedContacts(body, 0), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void With_many_contacts_each_message_gets_its_own()
+    {
+        // Past 8 contacts the match goes through a hash table: it must pick the same contact a scan would.
+        const int n = 300;
+        var contacts = string.Join(",", Enumerable.Range(0, n).Select(i => $$$"""{"profile":{"name":"C{{{i}}}"},"wa_id":"1650555{{{i:D4}}}"}"""));
+        var messages = string.Join(",", Enumerable.Range(0, n).Reverse().Select(i => $$$"""{"from":"1650555{{{i:D4}}}","id":"wamid.M{{{i}}}","timestamp":"1","type":"text","text":{"body":"x"}}"""));
+        var body = System.Text.Encoding.UTF8.GetBytes($$$"""{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"contacts":[{{{contacts}}}],"messages":[{{{messages}}}]},"field":"messages"}]}]}""");
+        using var events = new EventBuffer();
+        Assert.True(WebhookParser.Parse(body, events).Success);
+        for (var k = 0; k < n; k++)
+            Assert.Equal(events[k].From.GetString(body), events.Contacts[events[k].MatchedContact].WaId.GetString(body));
+        Assert.Contains("\"C7\"", ForwardedContacts(body, n - 1 - 7), StringComparison.Ordinal);
+    }
+
     private static string Compact(ReadOnlySpan<byte> json)
     {
         using var doc = JsonDocument.Parse(json.ToArray());
