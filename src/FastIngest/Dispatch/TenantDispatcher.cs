@@ -43,6 +43,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private readonly Queue<BatchTracker> _outstanding = new();
     private readonly EventBuffer _events = new(64);
     private readonly PooledBufferWriter _writer = new(16 * 1024);
+    private readonly ValueLayout _layout = new();
     private readonly List<ForwardItem> _ready = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _abort = new();
@@ -238,6 +239,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             return;
         }
         var parsed = WebhookParser.Parse(stored.Body, _events);
+        _layout.Reset();
         if (!parsed.Success)
         {
             // Cannot happen for a record the same parser accepted; kept loud rather than silent.
@@ -261,7 +263,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             if (_acked.Contains(address, index))
                 continue;
             _writer.Reset();
-            ForwardPayloadWriter.Write(stored.Body, _events, index, _writer);
+            ForwardPayloadWriter.Write(stored.Body, _events, index, _writer, _layout);
             var payload = ArrayPool<byte>.Shared.Rent(_writer.WrittenCount);
             _writer.WrittenSpan.CopyTo(payload);
             var idLength = EventIdentity.Write(stored.Body, in _events[index], id);

@@ -144,7 +144,7 @@ public sealed class WebhookMiddleware
                     break;
             }
 
-            var check = WebhookSignature.Verify(signatures.ToString(), tenant.InboundHmac, body.AsSpan(0, length));
+            var check = WebhookSignature.VerifyRawOrEscaped(signatures.ToString(), tenant.InboundHmac, body.AsSpan(0, length));
             if (check != SignatureCheck.Valid)
             {
                 await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch

@@ -67,6 +67,29 @@ public static class WebhookSignature
         return CryptographicOperations.FixedTimeEquals(claimed, actual) ? SignatureCheck.Valid : SignatureCheck.Mismatch;
     }
 
+    /// <summary>
+    /// As <see cref="Verify(ReadOnlySpan{char}, IncrementalHash, ReadOnlySpan{byte})"/>, and, for a body with non-ASCII
+    /// bytes whose raw bytes do not match, again over its escaped unicode form (<see cref="Internal.UnicodeEscape"/>),
+    /// which is what Meta's docs say it signs: a signature over either form, under the secret, is valid. The second
+    /// HMAC is only computed for such bodies, on a buffer rented from the array pool.
+    /// </summary>
+    public static SignatureCheck VerifyRawOrEscaped(ReadOnlySpan<char> header, IncrementalHash keyedHmac, ReadOnlySpan<byte> body)
+    {
+        var check = Verify(header, keyedHmac, body);
+        if (check != SignatureCheck.Mismatch || !Internal.UnicodeEscape.HasNonAscii(body))
+            return check;
+        var escaped = ArrayPool<byte>.Shared.Rent(Internal.UnicodeEscape.MaxEscapedLength(body.Length));
+        try
+        {
+            var length = Internal.UnicodeEscape.Escape(body, escaped);
+            return Verify(header, keyedHmac, escaped.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(escaped);
+        }
+    }
+
     /// <summary>Decodes <c>sha256=</c> and 64 hex digits into <paramref name="claimed"/>; Valid means well-formed.</summary>
     private static SignatureCheck ParseHeader(ReadOnlySpan<char> header, Span<byte> claimed)
     {

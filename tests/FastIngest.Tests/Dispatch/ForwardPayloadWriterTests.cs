@@ -40,6 +40,9 @@ public sealed class ForwardPayloadWriterTests
             var forwarded = writer.WrittenSpan.ToArray();
 
             Assert.DoesNotContain((byte)'\n', forwarded);
+            Assert.True(System.Text.Ascii.IsValid(forwarded), "forwards are ASCII-only: non-ASCII goes as \\uXXXX");
+            // Both kinds of verifier compute the same HMAC over it: the raw bytes, and whatsapp-api-js's escapeUnicode(body).
+            Assert.Equal(FastIngest.Ingest.WebhookSignature.Sign("k", forwarded), FastIngest.Ingest.WebhookSignature.Sign("k", System.Text.Encoding.UTF8.GetBytes(JsEscapeUnicode(System.Text.Encoding.UTF8.GetString(forwarded)))));
             using (JsonDocument.Parse(forwarded)) { } // well-formed
             Assert.True(WebhookParser.Parse(forwarded, again).Success);
             var f = Assert.Single(again.Events.ToArray());
@@ -67,6 +70,21 @@ public sealed class ForwardPayloadWriterTests
                 Assert.Equal(Compact(e.Item.Raw(body)), Compact(f.Item.Raw(forwarded)));
             }
         }
+    }
+
+    /// <summary>whatsapp-api-js's escapeUnicode, as JavaScript runs it: each UTF-16 unit over 0x7F as \\u and 4 lowercase hex digits.</summary>
+    internal static string JsEscapeUnicode(string s)
+        => string.Concat(s.Select(c => c > 0x7F ? $"\\u{(int)c:x4}" : c.ToString()));
+
+    [Theory]
+    [InlineData("äöå", "\\u00e4\\u00f6\\u00e5")]
+    [InlineData("ok 😀!", "ok \\ud83d\\ude00!")]
+    public void Escaping_is_Metas_lowercase_unicode_form(string text, string escaped)
+    {
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(text);
+        var dest = new byte[FastIngest.Internal.UnicodeEscape.MaxEscapedLength(utf8.Length)];
+        Assert.Equal(escaped, System.Text.Encoding.ASCII.GetString(dest, 0, FastIngest.Internal.UnicodeEscape.Escape(utf8, dest)));
+        Assert.Equal(escaped, JsEscapeUnicode(text));
     }
 
     private static string ForwardedContacts(byte[] body, int index)
