@@ -25,9 +25,12 @@ public static class FastIngestServer
         configure?.Invoke(builder);
         var options = OptionsLoader.Load(builder.Configuration);
 
+        var connections = new ConnectionLimit(options.MaxConnections);
+        builder.Services.AddSingleton(connections);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
+            k.ConfigureEndpointDefaults(listen => listen.Use(next => connection => connections.OnConnectionAsync(connection, next)));
             // Our own limit answers 413 first; Kestrel's stops a body that lies about its length.
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes + 1L;
         });

@@ -22,6 +22,25 @@ public sealed class FastIngestOptions
     /// <summary><c>FastIngest:MaxBodyBytes</c>: largest webhook body accepted, in bytes; larger gets 413. Default 4 MiB.</summary>
     public int MaxBodyBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// <c>FastIngest:MaxInFlightBodyBytes</c>: most bytes of webhook bodies held in memory at once, over all requests
+    /// (each counts the buffer it has grown to for the bytes actually received, not what it declared); past it, 503
+    /// with <c>Retry-After</c>. Default 256 MiB; at least <see cref="MaxBodyBytes"/>.
+    /// </summary>
+    public long MaxInFlightBodyBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
+    /// <c>FastIngest:MaxConnections</c>: most client connections open at once (Kestrel's connection limit); a
+    /// connection past it gets 503 with <c>Retry-After</c> and is closed. Default 10,000; 0 for no limit.
+    /// </summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>
+    /// <c>FastIngest:MaxEventsPerPayload</c>: most events accepted in one webhook payload; an authentic payload with
+    /// more is quarantined (200, counted, replayable). Default 10,000 (Meta batches up to 1,000 updates per POST).
+    /// </summary>
+    public int MaxEventsPerPayload { get; set; } = Ingest.IngestPipeline.DefaultMaxEvents;
+
     /// <summary><c>FastIngest:DedupeTtl</c>: how long an event id counts as seen. Default 7 days, Meta's whole retry horizon.</summary>
     public TimeSpan DedupeTtl { get; set; } = TimeSpan.FromDays(7);
 

@@ -60,6 +60,12 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:AdminToken", "must be at least 16 characters");
         if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
             throw new ConfigurationException($"{s}:MaxBodyBytes", "must be between 1024 and 67108864 bytes");
+        if (options.MaxInFlightBodyBytes < options.MaxBodyBytes)
+            throw new ConfigurationException($"{s}:MaxInFlightBodyBytes", "must be at least MaxBodyBytes");
+        if (options.MaxConnections < 0)
+            throw new ConfigurationException($"{s}:MaxConnections", "must be 0 (no limit) or more");
+        if (options.MaxEventsPerPayload < 1)
+            throw new ConfigurationException($"{s}:MaxEventsPerPayload", "must be at least 1");
         if (options.DedupeTtl <= TimeSpan.Zero)
             throw new ConfigurationException($"{s}:DedupeTtl", "must be positive (e.g. 7.00:00:00)");
         if (options.CheckpointInterval < TimeSpan.FromMilliseconds(100))

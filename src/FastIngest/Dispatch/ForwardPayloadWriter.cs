@@ -208,6 +208,9 @@ internal sealed class ValueLayout
     private int _count;
     private int _valueStart = -1;
 
+    /// <summary>Bytes of values this layout has read so far (each change's value once per body, however many events it holds).</summary>
+    public long BytesScanned { get; private set; }
+
     /// <summary>Forgets the cached value (the next body is another one).</summary>
     public void Reset() => _valueStart = -1;
 
@@ -218,6 +221,7 @@ internal sealed class ValueLayout
             return _props.AsSpan(0, _count);
         _count = 0;
         var raw = value.Raw(body);
+        BytesScanned += raw.Length;
         var reader = new Utf8JsonReader(raw);
         reader.Read(); // StartObject
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)

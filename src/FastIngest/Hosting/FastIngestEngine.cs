@@ -75,7 +75,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
         Quarantine = new QuarantineLog(_quarantine);
         var recoveredTail = _log.CommittedUntilAddress;
-        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"));
+        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"), options.MaxEventsPerPayload);
+        BodyBudget = new BodyBudget(options.MaxInFlightBodyBytes);
 
         var acked = new AckSet();
         _orphanCap = Recover(recoveredTail, acked);
@@ -238,6 +239,12 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>Largest webhook body accepted, in bytes.</summary>
     public int MaxBodyBytes => _options.MaxBodyBytes;
+
+    /// <summary>The engine's clock.</summary>
+    internal TimeProvider Time => _time;
+
+    /// <summary>The bytes of webhook bodies in memory now, against <c>MaxInFlightBodyBytes</c>.</summary>
+    public BodyBudget BodyBudget { get; }
 
     /// <summary>Events delivered to bots since start, over all tenants.</summary>
     public long Delivered => _dispatchers.Sum(d => d.Delivered);

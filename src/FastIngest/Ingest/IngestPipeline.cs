@@ -13,8 +13,43 @@ public enum IngestStatus : byte
     Accepted = 0,
     /// <summary>Authentic but unparseable: kept in the quarantine log. Answer 200 once committed: a retry would not fix it.</summary>
     Quarantined,
-    /// <summary>The log's memory is full of uncommitted data: wait for a commit and call again.</summary>
+    /// <summary>
+    /// The log's memory is full of uncommitted data: wait for commit progress and call
+    /// <see cref="IngestPipeline.RetryAppend"/> with <see cref="IngestOutcome.Pending"/> (or, when that is null,
+    /// <see cref="IngestPipeline.Accept"/> again).
+    /// </summary>
     Backpressure,
+}
+
+/// <summary>
+/// A verified, parsed and hashed batch whose append met backpressure: its new events' indices, dedupe keys and
+/// stripes, kept so that a retry only re-checks dedupe and appends, without parsing or hashing again. Allocated only
+/// under backpressure.
+/// </summary>
+public sealed class PendingIngest
+{
+    internal PendingIngest(int events, long receivedUnixMs, ReadOnlySpan<int> indices, ReadOnlySpan<DedupeKey> keys, ReadOnlySpan<int> stripes)
+    {
+        Events = events;
+        ReceivedUnixMs = receivedUnixMs;
+        Count = indices.Length;
+        Indices = indices.ToArray();
+        Keys = keys.ToArray();
+        Stripes = stripes.ToArray();
+    }
+
+    /// <summary>Events in the payload.</summary>
+    public int Events { get; }
+
+    internal long ReceivedUnixMs { get; }
+
+    internal int Count { get; set; }
+
+    internal int[] Indices { get; }
+
+    internal DedupeKey[] Keys { get; }
+
+    internal int[] Stripes { get; }
 }
 
 /// <summary>
@@ -22,7 +57,7 @@ public enum IngestStatus : byte
 /// only after <see cref="WaitLog"/> has committed that address (the request's own record, or the in-flight record of
 /// a duplicate it relies on).
 /// </summary>
-public readonly record struct IngestOutcome(IngestStatus Status, int Events, int NewEvents, long WaitForAddress, EventLog? WaitLog);
+public readonly record struct IngestOutcome(IngestStatus Status, int Events, int NewEvents, long WaitForAddress, EventLog? WaitLog, PendingIngest? Pending = null);
 
 /// <summary>
 /// The synchronous core of ingest, after the signature check: parse, compute each event's id, dedupe against the
@@ -43,6 +78,12 @@ public sealed class IngestPipeline
     private readonly long _ttlMs;
     private readonly int _boot;
     private readonly long _recoveredTail;
+    private readonly int _maxEvents;
+    private long _parses;
+    private long _backpressured;
+
+    /// <summary>Default of <c>FastIngest:MaxEventsPerPayload</c>: 10,000 (Meta batches up to 1,000 updates per POST).</summary>
+    public const int DefaultMaxEvents = 10_000;
 
     /// <summary>Creates the pipeline.</summary>
     /// <param name="log">Where new events are appended.</param>
@@ -53,8 +94,10 @@ public sealed class IngestPipeline
     /// <param name="recoveredTail">The event log's tail when it was opened: marks of an earlier boot at or past it were never committed.</param>
     /// <param name="time">Clock.</param>
     /// <param name="logger">For quarantine reports.</param>
-    public IngestPipeline(EventLog log, EventLog quarantine, DedupeStore dedupe, TimeSpan dedupeTtl, int boot, long recoveredTail, TimeProvider time, ILogger logger)
+    /// <param name="maxEvents">Most events accepted in one payload; a payload with more is quarantined.</param>
+    public IngestPipeline(EventLog log, EventLog quarantine, DedupeStore dedupe, TimeSpan dedupeTtl, int boot, long recoveredTail, TimeProvider time, ILogger logger, int maxEvents = DefaultMaxEvents)
     {
+        _maxEvents = maxEvents;
         _log = log;
         _quarantine = quarantine;
         _dedupe = dedupe;
@@ -70,6 +113,12 @@ public sealed class IngestPipeline
 
     private long _quarantined;
 
+    /// <summary>Payloads parsed by <see cref="Accept"/> since start (a retry after backpressure does not parse again).</summary>
+    public long Parses => Interlocked.Read(ref _parses);
+
+    /// <summary>Appends that met backpressure since start.</summary>
+    public long Backpressured => Interlocked.Read(ref _backpressured);
+
     /// <summary>
     /// Ingests <paramref name="body"/>[..<paramref name="length"/>], already verified as <paramref name="tenant"/>'s.
     /// Runs synchronously on the calling thread (dedupe misses may read from disk); never awaits.
@@ -83,11 +132,14 @@ public sealed class IngestPipeline
         var span = body.AsSpan(0, length);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
 
+        Interlocked.Increment(ref _parses);
         var parsed = WebhookParser.Parse(span, scratch.Events);
         if (!parsed.Success)
-            return Quarantine(tenant, body, length, now, parsed);
+            return Quarantine(tenant, body, length, now, parsed.ToString());
 
         var n = scratch.Events.Count;
+        if (n > _maxEvents)
+            return Quarantine(tenant, body, length, now, $"{n} events, over FastIngest:MaxEventsPerPayload ({_maxEvents})");
         if (n == 0)
             return new IngestOutcome(IngestStatus.Accepted, 0, 0, -1, null);
         scratch.EnsureCapacity(n);
@@ -111,12 +163,49 @@ public sealed class IngestPipeline
         }
         var lockCount = SortUnique(stripes.AsSpan(0, n));
 
+        // The events unique within the payload (the same event twice in one payload counts once) are the candidates.
+        scratch.SeenInPayload.Reset(n);
+        var candidates = 0;
+        for (var i = 0; i < n; i++)
+        {
+            if (!scratch.SeenInPayload.Add(keys, i))
+                continue;
+            scratch.NewIndices[candidates] = i;
+            scratch.NewKeys[candidates] = keys[i];
+            candidates++;
+        }
+        var outcome = Locked(tenant, body, length, now, n, stripes.AsSpan(0, lockCount), scratch.NewIndices, scratch.NewKeys, candidates);
+        if (outcome.Status != IngestStatus.Backpressure)
+            return outcome;
+        return outcome with { Pending = new PendingIngest(n, now, scratch.NewIndices.AsSpan(0, outcome.NewEvents), scratch.NewKeys.AsSpan(0, outcome.NewEvents), stripes.AsSpan(0, lockCount)) };
+    }
+
+    /// <summary>
+    /// Tries the append of a batch that met backpressure again: its events are checked against dedupe once more (a
+    /// copy may have been recorded meanwhile) and the rest appended; nothing is parsed or hashed again.
+    /// </summary>
+    public IngestOutcome RetryAppend(Tenant tenant, byte[] body, int length, PendingIngest pending)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(body);
+        ArgumentNullException.ThrowIfNull(pending);
+        var outcome = Locked(tenant, body, length, pending.ReceivedUnixMs, pending.Events, pending.Stripes, pending.Indices, pending.Keys, pending.Count);
+        if (outcome.Status == IngestStatus.Backpressure)
+        {
+            pending.Count = outcome.NewEvents;
+            return outcome with { Pending = pending };
+        }
+        return outcome;
+    }
+
+    private IngestOutcome Locked(Tenant tenant, byte[] body, int length, long now, int n, ReadOnlySpan<int> stripes, int[] indices, DedupeKey[] keys, int candidates)
+    {
         var locked = 0;
         try
         {
-            for (; locked < lockCount; locked++)
+            for (; locked < stripes.Length; locked++)
                 Monitor.Enter(_dedupe.StripeLock(stripes[locked]));
-            return DedupeAndAppend(tenant, body, length, now, scratch, n);
+            return DedupeAndAppend(tenant, body, length, now, n, indices, keys, candidates);
         }
         finally
         {
@@ -125,39 +214,43 @@ public sealed class IngestPipeline
         }
     }
 
-    private IngestOutcome DedupeAndAppend(Tenant tenant, byte[] body, int length, long now, IngestScratch scratch, int n)
+    /// <summary>
+    /// Under the stripe locks: drops the candidates already marked (live) from <paramref name="indices"/> and
+    /// <paramref name="keys"/>, compacting them in place, and appends the rest as one batch record. On backpressure
+    /// the outcome's <see cref="IngestOutcome.NewEvents"/> is how many candidates are left in the arrays.
+    /// </summary>
+    private IngestOutcome DedupeAndAppend(Tenant tenant, byte[] body, int length, long now, int n, int[] indices, DedupeKey[] keys, int candidates)
     {
         var session = _dedupe.Rent();
         try
         {
-            var keys = scratch.Keys;
             var newCount = 0;
             var waitFor = -1L;
             var committed = _log.CommittedUntilAddress;
-            scratch.SeenInPayload.Reset(n);
-            for (var i = 0; i < n; i++)
+            for (var c = 0; c < candidates; c++)
             {
-                if (!scratch.SeenInPayload.Add(keys, i))
-                    continue; // the same event twice in one payload
-                if (DedupeStore.TryGet(session, keys[i], out var entry) && IsLive(in entry, now))
+                if (DedupeStore.TryGet(session, keys[c], out var entry) && IsLive(in entry, now))
                 {
                     if (entry.LogAddress >= committed)
                         waitFor = Math.Max(waitFor, entry.LogAddress); // its original is still on its way to disk
                     continue;
                 }
-                scratch.NewIndices[newCount] = i;
-                scratch.NewKeys[newCount] = keys[i];
+                indices[newCount] = indices[c];
+                keys[newCount] = keys[c];
                 newCount++;
             }
 
             if (newCount > 0)
             {
-                var record = new BatchRecord(tenant.IdUtf8, now, scratch.NewIndices, scratch.NewKeys, newCount, body, length);
+                var record = new BatchRecord(tenant.IdUtf8, now, indices, keys, newCount, body, length);
                 if (!_log.TryAppend(record, out var address))
-                    return new IngestOutcome(IngestStatus.Backpressure, n, 0, -1, null);
+                {
+                    Interlocked.Increment(ref _backpressured);
+                    return new IngestOutcome(IngestStatus.Backpressure, n, newCount, -1, null);
+                }
                 var mark = new DedupeEntry { SeenUnixMs = now, LogAddress = address, Boot = _boot };
                 for (var j = 0; j < newCount; j++)
-                    DedupeStore.Put(session, scratch.NewKeys[j], mark);
+                    DedupeStore.Put(session, keys[j], mark);
                 waitFor = Math.Max(waitFor, address);
             }
             return new IngestOutcome(IngestStatus.Accepted, n, newCount, waitFor, waitFor >= 0 ? _log : null);
@@ -181,9 +274,8 @@ public sealed class IngestPipeline
     /// <summary>True when a record received at <paramref name="receivedUnixMs"/> is still inside the TTL.</summary>
     internal bool WithinTtl(long receivedUnixMs) => _time.GetUtcNow().ToUnixTimeMilliseconds() - receivedUnixMs < _ttlMs;
 
-    private IngestOutcome Quarantine(Tenant tenant, byte[] body, int length, long now, ParseResult parsed)
+    private IngestOutcome Quarantine(Tenant tenant, byte[] body, int length, long now, string reason)
     {
-        var reason = parsed.ToString();
         var record = new QuarantineRecord(tenant.IdUtf8, now, Encoding.UTF8.GetBytes(reason), body, length);
         if (!_quarantine.TryAppend(record, out var address))
             return new IngestOutcome(IngestStatus.Backpressure, 0, 0, -1, null);

@@ -38,6 +38,11 @@ public sealed class WebhookMiddleware
     private readonly FastIngestEngine _engine;
     private readonly ILogger _logger;
     private readonly int _maxBody;
+    private readonly BodyBudget _budget;
+    private readonly Internal.LogThrottle _rejections;
+
+    /// <summary>First body buffer when the client declares more (or nothing): the buffer grows with what arrives.</summary>
+    private const int InitialBodyBuffer = 16 * 1024;
 
     /// <summary>Creates the middleware over the running engine.</summary>
     public WebhookMiddleware(RequestDelegate next, FastIngestEngine engine, ILoggerFactory loggerFactory)
@@ -49,6 +54,8 @@ public sealed class WebhookMiddleware
         _pipeline = engine.Pipeline;
         _engine = engine;
         _maxBody = engine.MaxBodyBytes;
+        _budget = engine.BodyBudget;
+        _rejections = new Internal.LogThrottle(TimeSpan.FromSeconds(1), engine.Time);
         _logger = loggerFactory.CreateLogger("FastIngest.Webhook");
     }
 
@@ -120,9 +127,18 @@ public sealed class WebhookMiddleware
             return;
         }
 
-        var body = ArrayPool<byte>.Shared.Rent((int)Math.Min(request.ContentLength ?? 16 * 1024, _maxBody) + 1);
+        // The buffer starts at what was declared, up to 16 KiB, and grows only with bytes that actually arrive, each
+        // size reserved against MaxInFlightBodyBytes: a client declaring 4 MiB and dripping costs what it sent.
+        byte[] body = [];
+        long reserved = 0;
         try
         {
+            if (!Reserve(ref reserved, (int)Math.Min(request.ContentLength + 1 ?? InitialBodyBuffer, Math.Min(InitialBodyBuffer, _maxBody + 1L))))
+            {
+                await RejectBusy(context, tenant).ConfigureAwait(false);
+                return;
+            }
+            body = ArrayPool<byte>.Shared.Rent((int)reserved);
             var length = 0;
             var reader = request.BodyReader;
             while (true)
@@ -136,7 +152,16 @@ public sealed class WebhookMiddleware
                     return;
                 }
                 if (length + buffer.Length > body.Length)
-                    Grow(ref body, length, (int)Math.Min((long)body.Length * 2 + buffer.Length, _maxBody + 1L));
+                {
+                    var size = (int)Math.Min(Math.Max((long)body.Length * 2, length + buffer.Length), _maxBody + 1L);
+                    if (!Reserve(ref reserved, size))
+                    {
+                        reader.AdvanceTo(buffer.End);
+                        await RejectBusy(context, tenant).ConfigureAwait(false);
+                        return;
+                    }
+                    Grow(ref body, length, size);
+                }
                 buffer.CopyTo(body.AsSpan(length));
                 length += (int)buffer.Length;
                 reader.AdvanceTo(buffer.End);
@@ -153,17 +178,15 @@ public sealed class WebhookMiddleware
             }
 
             var outcome = _pipeline.Accept(tenant, body, length);
-            var waitingSince = Environment.TickCount64;
-            while (outcome.Status == IngestStatus.Backpressure)
+            if (outcome.Status == IngestStatus.Backpressure)
             {
-                if (Environment.TickCount64 - waitingSince > s_backpressureLimit.TotalMilliseconds)
+                outcome = await WaitOutBackpressureAsync(tenant, body, length, outcome, context.RequestAborted).ConfigureAwait(false);
+                if (outcome.Status == IngestStatus.Backpressure)
                 {
                     context.Response.Headers.RetryAfter = "5";
                     await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "event log is full; retry").ConfigureAwait(false);
                     return;
                 }
-                await Task.Delay(2, context.RequestAborted).ConfigureAwait(false);
-                outcome = _pipeline.Accept(tenant, body, length);
             }
 
             if (outcome.WaitLog is { } log)
@@ -192,8 +215,67 @@ public sealed class WebhookMiddleware
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(body);
+            if (body.Length > 0)
+                ArrayPool<byte>.Shared.Return(body);
+            _budget.Release(reserved);
         }
+    }
+
+    /// <summary>Grows this request's reservation to <paramref name="size"/> bytes; false when MaxInFlightBodyBytes is reached.</summary>
+    private bool Reserve(ref long reserved, long size)
+    {
+        if (size <= reserved)
+            return true;
+        if (!_budget.TryReserve(size - reserved))
+            return false;
+        reserved = size;
+        return true;
+    }
+
+    private Task RejectBusy(HttpContext context, Tenant tenant)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "too many webhook bytes in flight (FastIngest:MaxInFlightBodyBytes); retry");
+    }
+
+    /// <summary>
+    /// The log's memory is full: waits for the commits in progress to land (not a poll) and retries only the append,
+    /// with the batch already parsed and hashed, for up to 5 s. Returns the last outcome (still Backpressure when the
+    /// log did not make room in time).
+    /// </summary>
+    private async ValueTask<IngestOutcome> WaitOutBackpressureAsync(Tenant tenant, byte[] body, int length, IngestOutcome outcome, CancellationToken cancellationToken)
+    {
+        var deadline = Environment.TickCount64 + (long)s_backpressureLimit.TotalMilliseconds;
+        var log = _engine.Log;
+        while (outcome.Status == IngestStatus.Backpressure)
+        {
+            var left = deadline - Environment.TickCount64;
+            if (left <= 0)
+                return outcome;
+            var tail = log.TailAddress;
+            var progress = log.WaitForCommitAsync(tail - 1);
+            if (progress.IsCompleted)
+            {
+                // Everything appended is committed, yet there is no room: the flush is behind the commit; poll briefly.
+                await Task.Delay(1, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                try
+                {
+                    await progress.AsTask().WaitAsync(TimeSpan.FromMilliseconds(left), cancellationToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    return outcome;
+                }
+                await Task.Yield(); // off the log's commit thread
+            }
+            outcome = outcome.Pending is { } pending
+                ? _pipeline.RetryAppend(tenant, body, length, pending)
+                : _pipeline.Accept(tenant, body, length);
+        }
+        return outcome;
     }
 
     private static bool IsJson(string contentType)
@@ -220,7 +302,8 @@ public sealed class WebhookMiddleware
             StatusCodes.Status415UnsupportedMediaType => RequestResult.UnsupportedMediaType,
             _ => RequestResult.Unavailable,
         });
-        IngestLog.Rejected(_logger, tenant.Id, status, reason);
+        if (_logger.IsEnabled(LogLevel.Warning) && _rejections.ShouldLog(tenant.Id, status, out var suppressed))
+            IngestLog.Rejected(_logger, tenant.Id, status, reason, suppressed);
         return Reply(context, status, reason);
     }
 

@@ -85,6 +85,9 @@ public sealed class EventLog : IDisposable
     /// <summary>Set when a commit failed; the log accepts no more durable writes after that.</summary>
     public Exception? Failure => _failure;
 
+    /// <summary>The device under the log (tests freeze it to make a frozen disk).</summary>
+    internal SyncFileDevice Device => _device;
+
     /// <summary>
     /// Appends <paramref name="record"/> to the in-memory tail and schedules a commit. False when the log's memory
     /// is full of uncommitted data: backpressure; the caller waits for a commit and tries again.

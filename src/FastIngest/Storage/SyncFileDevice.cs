@@ -85,9 +85,18 @@ public sealed class SyncFileDevice : StorageDeviceBase
 
     internal void Fail(Exception ex) => _failure ??= ex;
 
+    private readonly ManualResetEventSlim _thawed = new(true);
+
+    /// <summary>Fault injection (tests): every write to this device blocks, as on a frozen disk, until <see cref="Thaw"/>.</summary>
+    internal void Freeze() => _thawed.Reset();
+
+    /// <summary>Ends <see cref="Freeze"/>.</summary>
+    internal void Thaw() => _thawed.Set();
+
     /// <summary>Writes one request; true when it is already durable (written through), false when it needs <see cref="Flush"/>.</summary>
     internal unsafe bool WriteFully(in DeviceIo.Request w)
     {
+        _thawed.Wait();
         var data = new ReadOnlySpan<byte>((void*)w.Memory, (int)w.Length);
         if (_directFlags != 0 && ((long)w.Memory | (long)w.Offset | w.Length) % SectorBytes == 0
             && DirectHandle(w.Segment) is { } direct)

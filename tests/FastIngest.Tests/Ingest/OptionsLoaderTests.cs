@@ -26,6 +26,9 @@ public sealed class OptionsLoaderTests
     }
 
     [Theory]
+    [InlineData("FastIngest:MaxInFlightBodyBytes", "1000", "FastIngest:MaxInFlightBodyBytes")]
+    [InlineData("FastIngest:MaxConnections", "-1", "FastIngest:MaxConnections")]
+    [InlineData("FastIngest:MaxEventsPerPayload", "0", "FastIngest:MaxEventsPerPayload")]
     [InlineData("FastIngest:Tenants:0:AppSecret", "", "FastIngest:Tenants:0:AppSecret")]
     [InlineData("FastIngest:Tenants:0:VerifyToken", "", "FastIngest:Tenants:0:VerifyToken")]
     [InlineData("FastIngest:Tenants:0:Id", "has/slash", "FastIngest:Tenants:0:Id")]

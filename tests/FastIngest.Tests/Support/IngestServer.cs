@@ -30,6 +30,9 @@ internal sealed class IngestServer : IAsyncDisposable
 
     public FastIngestEngine Engine => _app.Services.GetRequiredService<FastIngestEngine>();
 
+    /// <summary>The server's service container.</summary>
+    public IServiceProvider Services => _app.Services;
+
     /// <summary>Starts the server; <paramref name="services"/> may add to its service container (a fault-injecting <c>ForwardTargetWrapper</c>).</summary>
     public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null)
     {

@@ -44,7 +44,7 @@ internal sealed class ServerProcessHost : IDisposable
         .. more,
     ];
 
-    public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings)
+    public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings, IDictionary<string, string>? environment = null)
     {
         var port = FreePort();
         var url = new Uri($"http://127.0.0.1:{port}");
@@ -56,6 +56,8 @@ internal sealed class ServerProcessHost : IDisposable
         psi.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
         foreach (var s in settings)
             psi.ArgumentList.Add(s);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            psi.Environment[key] = value;
         var process = Process.Start(psi)!;
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
