@@ -75,7 +75,10 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
         Quarantine = new QuarantineLog(_quarantine);
         var recoveredTail = _log.CommittedUntilAddress;
-        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"), options.MaxEventsPerPayload);
+        // Durable before any request: which earlier marks are real depends on what each boot got committed.
+        var bootTails = BootTails.Record(dataDir, boot, recoveredTail);
+        _dedupe.ClampReplayFrom(recoveredTail);
+        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"), options.MaxEventsPerPayload, bootTails);
         BodyBudget = new BodyBudget(options.MaxInFlightBodyBytes);
 
         var acked = new AckSet();
@@ -408,7 +411,9 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     {
         try
         {
-            var replayFrom = await _dedupe.CheckpointAsync(() => _log.TailAddress, cancellationToken).ConfigureAwait(false);
+            // Under every stripe lock no append is between its record and its marks: every record below the committed
+            // address has its marks in this checkpoint, and is on disk, whatever happens to the process next.
+            var replayFrom = await _dedupe.CheckpointAsync(() => _log.CommittedUntilAddress, cancellationToken).ConfigureAwait(false);
             // Every status below this was applied to the delivery-state store before its checkpoint.
             var applied = _dispatchers.Count == 0 ? long.MaxValue : _dispatchers.Min(d => d.ScannedUntil);
             await _states.CheckpointAsync(cancellationToken).ConfigureAwait(false);

@@ -79,6 +79,7 @@ public sealed class IngestPipeline
     private readonly int _boot;
     private readonly long _recoveredTail;
     private readonly int _maxEvents;
+    private readonly BootTails? _bootTails;
     private long _parses;
     private long _backpressured;
 
@@ -95,8 +96,13 @@ public sealed class IngestPipeline
     /// <param name="time">Clock.</param>
     /// <param name="logger">For quarantine reports.</param>
     /// <param name="maxEvents">Most events accepted in one payload; a payload with more is quarantined.</param>
-    public IngestPipeline(EventLog log, EventLog quarantine, DedupeStore dedupe, TimeSpan dedupeTtl, int boot, long recoveredTail, TimeProvider time, ILogger logger, int maxEvents = DefaultMaxEvents)
+    /// <param name="bootTails">
+    /// Each boot's recovered tail (<see cref="BootTails"/>): a mark of an earlier boot counts only below what that boot
+    /// got committed. Null: only below <paramref name="recoveredTail"/> (which is not enough across several crashes).
+    /// </param>
+    public IngestPipeline(EventLog log, EventLog quarantine, DedupeStore dedupe, TimeSpan dedupeTtl, int boot, long recoveredTail, TimeProvider time, ILogger logger, int maxEvents = DefaultMaxEvents, BootTails? bootTails = null)
     {
+        _bootTails = bootTails;
         _maxEvents = maxEvents;
         _log = log;
         _quarantine = quarantine;
@@ -262,11 +268,13 @@ public sealed class IngestPipeline
     }
 
     /// <summary>
-    /// A mark counts while inside the TTL, unless an earlier boot made it for a record at or past the tail that this
-    /// boot recovered: that record never reached disk, so the event was never really accepted.
+    /// A mark counts while inside the TTL, unless an earlier boot made it for a record at or past what that boot got
+    /// committed (<see cref="BootTails.CommittedBy"/>): that record never reached disk, so the event was never really
+    /// accepted (a checkpoint had saved the mark before the commit), whatever later boots wrote at that address.
     /// </summary>
     private bool IsLive(in DedupeEntry entry, long now)
-        => now - entry.SeenUnixMs < _ttlMs && (entry.Boot == _boot || entry.LogAddress < _recoveredTail);
+        => now - entry.SeenUnixMs < _ttlMs
+            && (entry.Boot == _boot || entry.LogAddress < (_bootTails?.CommittedBy(entry.Boot) ?? _recoveredTail));
 
     /// <summary>Marks replayed from log records after a restart: same as a fresh mark of this boot.</summary>
     internal DedupeEntry ReplayMark(long receivedUnixMs, long address) => new() { SeenUnixMs = receivedUnixMs, LogAddress = address, Boot = _boot };

@@ -35,6 +35,7 @@ internal static class AtomicFile
             fs.Flush(flushToDisk: true);
         }
         File.Move(tmp, path, overwrite: true);
+        DirectorySync.FlushParent(path); // the rename itself must survive a power loss
     }
 
     public static string? Read(string path) => File.Exists(path) ? File.ReadAllText(path) : null;

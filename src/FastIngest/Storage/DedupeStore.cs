@@ -70,6 +70,18 @@ public sealed class DedupeStore : IDisposable
     /// </summary>
     public long ReplayFrom { get; private set; }
 
+    /// <summary>
+    /// Lowers <see cref="ReplayFrom"/> to <paramref name="recoveredTail"/> (durably) when the last checkpoint claimed
+    /// more than the log recovered: the records this boot writes there must be replayed after the next crash too.
+    /// </summary>
+    public void ClampReplayFrom(long recoveredTail)
+    {
+        if (ReplayFrom <= recoveredTail)
+            return;
+        ReplayFrom = recoveredTail;
+        AtomicFile.Write(_replayFromPath, recoveredTail.ToString(CultureInfo.InvariantCulture));
+    }
+
     /// <summary>Records in the store's log (live and superseded), for monitoring.</summary>
     public long EntryCount => _kv.EntryCount;
 

@@ -85,6 +85,17 @@ public sealed class EventLog : IDisposable
     /// <summary>Set when a commit failed; the log accepts no more durable writes after that.</summary>
     public Exception? Failure => _failure;
 
+    private readonly ManualResetEventSlim _commitsReleased = new(true);
+
+    /// <summary>
+    /// Fault injection (tests): no commit is issued until <see cref="ReleaseCommits"/>; appends go on into memory, so
+    /// the log on disk is what a process killed at this moment would leave.
+    /// </summary>
+    internal void HoldCommits() => _commitsReleased.Reset();
+
+    /// <summary>Ends <see cref="HoldCommits"/>.</summary>
+    internal void ReleaseCommits() => _commitsReleased.Set();
+
     /// <summary>The device under the log (tests freeze it to make a frozen disk).</summary>
     internal SyncFileDevice Device => _device;
 
@@ -195,6 +206,7 @@ public sealed class EventLog : IDisposable
                 if (inFlight == NoCommit)
                 {
                     _commitRequested.Wait();
+                    _commitsReleased.Wait();
                     if (_stopping)
                         break;
                     inFlight = IssueCommit(out started);
@@ -213,7 +225,7 @@ public sealed class EventLog : IDisposable
                 Interlocked.Add(ref _commitTicks, ticks);
                 CommitLatency?.Record((double)ticks / System.Diagnostics.Stopwatch.Frequency);
 
-                inFlight = Volatile.Read(ref _pending) != 0 ? IssueCommit(out started) : NoCommit;
+                inFlight = Volatile.Read(ref _pending) != 0 && _commitsReleased.IsSet ? IssueCommit(out started) : NoCommit;
                 _waiters.Complete();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -278,6 +290,7 @@ public sealed class EventLog : IDisposable
             StorageLog.FinalCommitFailed(_logger, ex, _name);
         }
         _stopping = true;
+        _commitsReleased.Set();
         _commitRequested.Set();
         _commitThread.Join();
         _waiters.Fail(new ObjectDisposedException(nameof(EventLog)));

@@ -116,7 +116,11 @@ public sealed class SyncFileDevice : StorageDeviceBase
             return handle;
         if (_directRefused)
             return null;
-        handle = DirectIo.Open(GetSegmentFilename(FileName, segment), _directFlags);
+        var path = GetSegmentFilename(FileName, segment);
+        var existed = File.Exists(path);
+        handle = DirectIo.Open(path, _directFlags);
+        if (handle is not null && !existed)
+            DirectorySync.FlushParent(path); // a new segment's directory entry, durable before anything relies on it
         if (handle is null)
         {
             _directRefused = true; // tmpfs, some overlays: buffered writes and fsync from now on, without asking again
@@ -147,7 +151,18 @@ public sealed class SyncFileDevice : StorageDeviceBase
     }
 
     private SafeFileHandle Handle(int segment)
-        => _handles.GetOrAdd(segment, s => File.OpenHandle(GetSegmentFilename(FileName, s), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete));
+        => _handles.TryGetValue(segment, out var handle) ? handle : _handles.GetOrAdd(segment, OpenSegment);
+
+    /// <summary>Opens (creating) a segment file; a new one's directory entry is made durable before it is used.</summary>
+    private SafeFileHandle OpenSegment(int segment)
+    {
+        var path = GetSegmentFilename(FileName, segment);
+        var existed = File.Exists(path);
+        var handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+        if (!existed)
+            DirectorySync.FlushParent(path);
+        return handle;
+    }
 
     /// <inheritdoc/>
     public override void RemoveSegment(int segment)
