@@ -36,7 +36,7 @@ public static class FastIngestServer
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(sp => CreateEngine(options, sp.GetRequiredService<ILoggerFactory>(), sp.GetService<Dispatch.ForwardTargetWrapper>()));
+        builder.Services.AddSingleton(sp => CreateEngine(options, sp.GetRequiredService<ILoggerFactory>(), sp.GetService<Dispatch.ForwardTargetWrapper>(), sp.GetService<TimeProvider>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<FastIngestEngine>());
 
         var app = builder.Build();
@@ -54,11 +54,11 @@ public static class FastIngestServer
         return app;
     }
 
-    private static FastIngestEngine CreateEngine(FastIngestOptions options, ILoggerFactory loggerFactory, Dispatch.ForwardTargetWrapper? faults)
+    private static FastIngestEngine CreateEngine(FastIngestOptions options, ILoggerFactory loggerFactory, Dispatch.ForwardTargetWrapper? faults, TimeProvider? time)
     {
         try
         {
-            return new FastIngestEngine(options, loggerFactory, null, faults);
+            return new FastIngestEngine(options, loggerFactory, time, faults);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -10,7 +10,7 @@ namespace FastIngest.Dispatch;
 /// their <c>Retry-After</c>, seconds or an HTTP date, up to an hour, instead of the backoff); any other 4xx is permanent (the event goes to the dead-letter
 /// queue); a redirect is not followed and is retried, since a bot's webhook URL that moves is a configuration error.
 /// </summary>
-internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan timeout) : IForwardTarget
+internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan timeout, TimeProvider? time = null) : IForwardTarget
 {
     /// <summary>The header carrying the event id (see <see cref="EventIdentity"/>).</summary>
     public const string EventIdHeader = "X-FastIngest-Event-Id";
@@ -42,7 +42,7 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
                 return ForwardResult.Ok;
             var status = (int)response.StatusCode;
             var retryAfter = response.Headers.RetryAfter is { } ra
-                ? ra.Delta ?? (ra.Date is { } date ? date - DateTimeOffset.UtcNow : null)
+                ? ra.Delta ?? (ra.Date is { } date ? date - (time ?? TimeProvider.System).GetUtcNow() : null)
                 : null;
             if (retryAfter is { } r && (r <= TimeSpan.Zero || r > CircuitBreaker.MaxRetryAfter))
                 retryAfter = r <= TimeSpan.Zero ? null : CircuitBreaker.MaxRetryAfter;

@@ -378,6 +378,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             if (retry is { } delay)
             {
                 _queue.RetryAfter(line, delay);
+                Interlocked.Increment(ref _retried); // counted once the retry is on the clock
                 continue;
             }
             item.ReleasePayload();
@@ -459,7 +460,6 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         var delay = result.RetryAfter is { } ra && ra > TimeSpan.Zero
             ? TimeSpan.FromTicks(Math.Min(ra.Ticks, CircuitBreaker.MaxRetryAfter.Ticks))
             : Backoff.Delay(item.Attempts, _options.InitialBackoff, _options.MaxBackoff);
-        Interlocked.Increment(ref _retried);
         DispatchLog.DeliveryFailed(_logger, _tenant.Id, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
         return delay;
     }

@@ -59,7 +59,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _options = options;
         _time = time ?? TimeProvider.System;
         _logger = loggerFactory.CreateLogger("FastIngest");
-        Tenants = new TenantRegistry(options.Tenants);
+        Tenants = new TenantRegistry(options.Tenants, _time);
 
         var dataDir = Path.GetFullPath(options.DataDir);
         Directory.CreateDirectory(dataDir);
@@ -101,7 +101,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             var forward = tenant.Options.Forward;
             IForwardTarget target = string.IsNullOrEmpty(forward.Url)
                 ? new FileForwardTarget(Path.Combine(dataDir, "out", tenant.Id + ".jsonl"))
-                : new HttpForwardTarget(_http, new Uri(forward.Url), forward.Timeout);
+                : new HttpForwardTarget(_http, new Uri(forward.Url), forward.Timeout, _time);
             if (faults is not null)
                 target = faults.Wrap(tenant.Id, target);
             if (!breakers.TryGetValue(target.Describe, out var breaker))
@@ -114,7 +114,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
 
         _dataDirBytes = MeasureDataDir();
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound);
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time);
         _log.CommitLatency = Metrics.CommitLatency;
     }
 

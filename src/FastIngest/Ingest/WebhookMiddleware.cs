@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
+using System.Threading.Tasks.Sources;
 using System.Text;
 using FastIngest.Hosting;
 using FastIngest.Telemetry;
@@ -41,6 +42,14 @@ public sealed class WebhookMiddleware
     private readonly BodyBudget _budget;
     private readonly Internal.LogThrottle _rejections;
 
+    /// <summary>
+    /// Body buffers. Not <see cref="ArrayPool{T}.Shared"/>: a buffer is rented on the request's thread and returned on
+    /// the log's commit thread, and the shared pool's per-thread and per-core caches then miss under concurrency (a
+    /// new array every few dozen requests); this pool keeps one list per size, whatever thread returns. What it can
+    /// hold at once is bounded by <c>MaxInFlightBodyBytes</c>.
+    /// </summary>
+    private readonly ArrayPool<byte> _bodies;
+
     /// <summary>First body buffer when the client declares more (or nothing): the buffer grows with what arrives.</summary>
     private const int InitialBodyBuffer = 16 * 1024;
 
@@ -55,6 +64,7 @@ public sealed class WebhookMiddleware
         _engine = engine;
         _maxBody = engine.MaxBodyBytes;
         _budget = engine.BodyBudget;
+        _bodies = ArrayPool<byte>.Create(_maxBody + 1, 256);
         _rejections = new Internal.LogThrottle(TimeSpan.FromSeconds(1), engine.Time);
         _logger = loggerFactory.CreateLogger("FastIngest.Webhook");
     }
@@ -76,7 +86,10 @@ public sealed class WebhookMiddleware
 
         var method = context.Request.Method;
         if (HttpMethods.IsPost(method))
-            return IngestAsync(context, tenant);
+        {
+            var ingest = IngestAsync(context, tenant);
+            return ingest.IsCompletedSuccessfully ? Task.CompletedTask : ingest.AsTask();
+        }
         if (HttpMethods.IsGet(method))
             return Handshake(context, tenant);
         context.Response.Headers.Allow = "GET, POST";
@@ -99,46 +112,132 @@ public sealed class WebhookMiddleware
         return Reply(context, StatusCodes.Status200OK, challenge.ToString());
     }
 
-    private async Task IngestAsync(HttpContext context, Tenant tenant)
+    /// <summary>
+    /// One webhook POST: receive, verify and accept (<see cref="ReceiveAsync"/>, which does not suspend for a body
+    /// that has arrived whole, as small webhooks do), then wait for the group commit and answer 200. The wait is a
+    /// pooled <see cref="AckOperation"/>, not a suspended async method, so a request that waits for its commit
+    /// allocates no state machine; only the <see cref="Task"/> that Kestrel's middleware contract asks for remains.
+    /// </summary>
+    private ValueTask IngestAsync(HttpContext context, Tenant tenant)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var receiving = ReceiveAsync(context, tenant);
+        return receiving.IsCompletedSuccessfully
+            ? Acknowledge(context, tenant, receiving.Result, started)
+            : AcknowledgeLaterAsync(context, tenant, receiving, started);
+    }
+
+    private async ValueTask AcknowledgeLaterAsync(HttpContext context, Tenant tenant, ValueTask<Received> receiving, long started)
+        => await Acknowledge(context, tenant, await receiving.ConfigureAwait(false), started).ConfigureAwait(false);
+
+    /// <summary>What <see cref="ReceiveAsync"/> leaves: answered already, or accepted, with the body buffer and its reservation to release once answered.</summary>
+    private readonly record struct Received(bool Answered, byte[] Body, long Reserved, IngestOutcome Outcome);
+
+    /// <summary>Waits (if it must) for the commit of what <paramref name="received"/> relies on, then answers 200.</summary>
+    private ValueTask Acknowledge(HttpContext context, Tenant tenant, Received received, long started)
+    {
+        if (received.Answered)
+            return default;
+        if (received.Outcome.WaitLog is { } log)
+        {
+            ValueTask commit;
+            try
+            {
+                commit = log.WaitForCommitAsync(received.Outcome.WaitForAddress);
+                if (!commit.IsCompleted)
+                    return AckOperation.Start(this, context, tenant, received, started, commit);
+                commit.GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                return new ValueTask(AnswerFailed(context, tenant, received, ex));
+            }
+        }
+        Answer(context, tenant, received, started);
+        return default;
+    }
+
+    /// <summary>The 200: counters, ack latency, and the body buffer and its reservation given back.</summary>
+    private void Answer(HttpContext context, Tenant tenant, in Received received, long started)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        if (received.Outcome.Status == IngestStatus.Quarantined)
+        {
+            tenant.Counters.Request(RequestResult.Quarantined);
+        }
+        else
+        {
+            tenant.Counters.Request(RequestResult.Accepted);
+            tenant.Counters.Events(received.Outcome.Events, received.Outcome.NewEvents);
+        }
+        _engine.Metrics.AckLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+        Release(received.Body, received.Reserved);
+    }
+
+    /// <summary>The commit failed (the log's disk): 503 with Retry-After, so Meta retries.</summary>
+    private Task AnswerFailed(HttpContext context, Tenant tenant, in Received received, Exception ex)
+    {
+        Release(received.Body, received.Reserved);
+        IngestLog.Failed(_logger, ex, tenant.Id);
+        if (context.Response.HasStarted)
+            return Task.CompletedTask;
+        tenant.Counters.Request(RequestResult.Unavailable);
+        context.Response.Headers.RetryAfter = "5";
+        return Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry");
+    }
+
+    private void Release(byte[] body, long reserved)
+    {
+        if (body.Length > 0)
+            _bodies.Return(body);
+        _budget.Release(reserved);
+    }
+
+    /// <summary>
+    /// Everything up to the commit wait: the checks on the headers, the body (into a buffer that grows with what
+    /// arrives, reserved against <c>MaxInFlightBodyBytes</c>), the signature and the ingest itself. Rejections are
+    /// answered here (<see cref="Received.Answered"/>), their buffers released.
+    /// </summary>
+    private async ValueTask<Received> ReceiveAsync(HttpContext context, Tenant tenant)
+    {
         var request = context.Request;
         if (_engine.OverDiskQuota)
         {
             context.Response.Headers.RetryAfter = "60";
             await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "over the disk quota (Storage:MaxDiskBytes); retry later").ConfigureAwait(false);
-            return;
+            return default(Received) with { Answered = true };
         }
         if (request.ContentLength > _maxBody)
         {
             await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
-            return;
+            return default(Received) with { Answered = true };
         }
         if (request.ContentType is { Length: > 0 } contentType && !IsJson(contentType))
         {
             await Reject(context, tenant, StatusCodes.Status415UnsupportedMediaType, "content type must be application/json").ConfigureAwait(false);
-            return;
+            return default(Received) with { Answered = true };
         }
         var signatures = request.Headers[WebhookSignature.HeaderName];
         if (signatures.Count != 1)
         {
             await Reject(context, tenant, StatusCodes.Status401Unauthorized,
                 signatures.Count == 0 ? "X-Hub-Signature-256 is missing" : "X-Hub-Signature-256 is duplicated").ConfigureAwait(false);
-            return;
+            return default(Received) with { Answered = true };
         }
 
         // The buffer starts at what was declared, up to 16 KiB, and grows only with bytes that actually arrive, each
         // size reserved against MaxInFlightBodyBytes: a client declaring 4 MiB and dripping costs what it sent.
         byte[] body = [];
         long reserved = 0;
+        var handedOver = false;
         try
         {
             if (!Reserve(ref reserved, (int)Math.Min(request.ContentLength + 1 ?? InitialBodyBuffer, Math.Min(InitialBodyBuffer, _maxBody + 1L))))
             {
                 await RejectBusy(context, tenant).ConfigureAwait(false);
-                return;
+                return default(Received) with { Answered = true };
             }
-            body = ArrayPool<byte>.Shared.Rent((int)reserved);
+            body = _bodies.Rent((int)reserved);
             var length = 0;
             var reader = request.BodyReader;
             while (true)
@@ -149,7 +248,7 @@ public sealed class WebhookMiddleware
                 {
                     reader.AdvanceTo(buffer.End);
                     await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
-                    return;
+                    return default(Received) with { Answered = true };
                 }
                 if (length + buffer.Length > body.Length)
                 {
@@ -158,7 +257,7 @@ public sealed class WebhookMiddleware
                     {
                         reader.AdvanceTo(buffer.End);
                         await RejectBusy(context, tenant).ConfigureAwait(false);
-                        return;
+                        return default(Received) with { Answered = true };
                     }
                     Grow(ref body, length, size);
                 }
@@ -174,7 +273,7 @@ public sealed class WebhookMiddleware
             {
                 await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch
                     ? "X-Hub-Signature-256 does not match the body" : "X-Hub-Signature-256 is malformed").ConfigureAwait(false);
-                return;
+                return default(Received) with { Answered = true };
             }
 
             var outcome = _pipeline.Accept(tenant, body, length);
@@ -185,23 +284,11 @@ public sealed class WebhookMiddleware
                 {
                     context.Response.Headers.RetryAfter = "5";
                     await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "event log is full; retry").ConfigureAwait(false);
-                    return;
+                    return default(Received) with { Answered = true };
                 }
             }
-
-            if (outcome.WaitLog is { } log)
-                await log.WaitForCommitAsync(outcome.WaitForAddress).ConfigureAwait(false);
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            if (outcome.Status == IngestStatus.Quarantined)
-            {
-                tenant.Counters.Request(RequestResult.Quarantined);
-            }
-            else
-            {
-                tenant.Counters.Request(RequestResult.Accepted);
-                tenant.Counters.Events(outcome.Events, outcome.NewEvents);
-            }
-            _engine.Metrics.AckLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+            handedOver = true;
+            return new Received(false, body, reserved, outcome);
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not BadHttpRequestException and not OutOfMemoryException)
         {
@@ -212,12 +299,90 @@ public sealed class WebhookMiddleware
                 context.Response.Headers.RetryAfter = "5";
                 await Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry").ConfigureAwait(false);
             }
+            return default(Received) with { Answered = true };
         }
         finally
         {
-            if (body.Length > 0)
-                ArrayPool<byte>.Shared.Return(body);
-            _budget.Release(reserved);
+            if (!handedOver)
+                Release(body, reserved);
+        }
+    }
+
+    /// <summary>
+    /// A request waiting for its group commit: the rest of <see cref="Acknowledge"/> as a pooled
+    /// <see cref="IValueTaskSource"/>, resumed by the commit (on the log's commit thread, as the async method was).
+    /// </summary>
+    private sealed class AckOperation : IValueTaskSource
+    {
+        private static readonly Stack<AckOperation> s_pool = new();
+        private readonly Action _onCommitted;
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
+        private WebhookMiddleware? _owner;
+        private HttpContext? _context;
+        private Tenant? _tenant;
+        private Received _received;
+        private long _started;
+        private ValueTask _commit;
+
+        private AckOperation() => _onCommitted = OnCommitted;
+
+        public static ValueTask Start(WebhookMiddleware owner, HttpContext context, Tenant tenant, in Received received, long started, ValueTask commit)
+        {
+            AckOperation? op;
+            lock (s_pool)
+                s_pool.TryPop(out op);
+            op ??= new AckOperation();
+            op._owner = owner;
+            op._context = context;
+            op._tenant = tenant;
+            op._received = received;
+            op._started = started;
+            op._commit = commit;
+            var version = op._core.Version;
+            commit.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(op._onCommitted);
+            return new ValueTask(op, version);
+        }
+
+        private void OnCommitted()
+        {
+            try
+            {
+                _commit.GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _owner!.AnswerFailed(_context!, _tenant!, in _received, ex).ContinueWith(static (_, state) => ((AckOperation)state!)._core.SetResult(true), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                return;
+            }
+            _owner!.Answer(_context!, _tenant!, in _received, _started);
+            _core.SetResult(true);
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+            => _core.OnCompleted(continuation, state, token, flags);
+
+        public void GetResult(short token)
+        {
+            try
+            {
+                _core.GetResult(token);
+            }
+            finally
+            {
+                _core.Reset();
+                _owner = null;
+                _context = null;
+                _tenant = null;
+                _received = default;
+                _commit = default;
+                lock (s_pool)
+                {
+                    if (s_pool.Count < 4096)
+                        s_pool.Push(this);
+                }
+            }
         }
     }
 
@@ -285,11 +450,11 @@ public sealed class WebhookMiddleware
         return media.Equals("application/json", StringComparison.OrdinalIgnoreCase);
     }
 
-    private static void Grow(ref byte[] body, int used, int size)
+    private void Grow(ref byte[] body, int used, int size)
     {
-        var bigger = ArrayPool<byte>.Shared.Rent(size);
+        var bigger = _bodies.Rent(size);
         body.AsSpan(0, used).CopyTo(bigger);
-        ArrayPool<byte>.Shared.Return(body);
+        _bodies.Return(body);
         body = bigger;
     }
 

@@ -20,6 +20,14 @@ internal sealed class CommitWaiters
 
     public CommitWaiters(Func<long> committedUntil) => _committedUntil = committedUntil;
 
+    private long _continuationBytes;
+
+    /// <summary>
+    /// Bytes allocated by the waiters' continuations (the rest of each request after its commit), which run on the
+    /// commit thread: the allocation gate adds them to what the request allocated before it waited.
+    /// </summary>
+    public long ContinuationBytes => Volatile.Read(ref _continuationBytes);
+
     public int Pending
     {
         get
@@ -67,9 +75,11 @@ internal sealed class CommitWaiters
             }
         }
         // Outside the lock: a continuation may start the connection's next request, which waits here again.
+        var before = GC.GetAllocatedBytesForCurrentThread();
         foreach (var w in _due)
             w.SetResult();
         _due.Clear();
+        _continuationBytes += GC.GetAllocatedBytesForCurrentThread() - before;
     }
 
     /// <summary>Faults every waiter, now and later. Their continuations run on the thread pool.</summary>

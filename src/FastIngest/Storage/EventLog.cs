@@ -96,6 +96,9 @@ public sealed class EventLog : IDisposable
     /// <summary>Ends <see cref="HoldCommits"/>.</summary>
     internal void ReleaseCommits() => _commitsReleased.Set();
 
+    /// <summary>Bytes allocated by commit waiters' continuations on the commit thread (see <see cref="CommitWaiters.ContinuationBytes"/>).</summary>
+    internal long ContinuationAllocatedBytes => _waiters.ContinuationBytes;
+
     /// <summary>The device under the log (tests freeze it to make a frozen disk).</summary>
     internal SyncFileDevice Device => _device;
 

@@ -31,16 +31,17 @@ public sealed class FastIngestMetrics : IDisposable
     private readonly Meter _meter = new(MeterName);
 
     /// <summary>Creates the instruments over live sources, read at each scrape.</summary>
-    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null)
+    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(dispatch);
+        var clock = time ?? TimeProvider.System;
         _meter.CreateObservableCounter("fastingest_requests_total", () => PerTenantResult(tenants), description: "Webhook POSTs by tenant and result (accepted, quarantined, unauthorized, too_large, unsupported_media_type, unavailable).");
         _meter.CreateObservableCounter("fastingest_signature_failures_total", () => PerTenant(tenants, t => t.Counters.Requests(RequestResult.Unauthorized)), description: "Webhook POSTs refused for a missing, malformed or wrong X-Hub-Signature-256.");
         _meter.CreateObservableCounter("fastingest_events_accepted_total", () => PerTenant(tenants, t => t.Counters.EventsAccepted), description: "New events durably recorded.");
         _meter.CreateObservableCounter("fastingest_duplicate_events_total", () => PerTenant(tenants, t => t.Counters.Duplicates), description: "Events that repeated one already recorded (Meta's at-least-once delivery).");
-        _meter.CreateObservableGauge("fastingest_inbound_message_age_seconds", () => tenants.Select(t => new Measurement<double>(t.Silence.SecondsSinceMessage(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()), new KeyValuePair<string, object?>("tenant", t.Id))), description: "Seconds since the tenant's last inbound message (since start if none).");
-        _meter.CreateObservableGauge("fastingest_inbound_silent", () => tenants.Select(t => new Measurement<long>(t.Silence.IsSilent(DateTimeOffset.UtcNow) ? 1 : 0, new KeyValuePair<string, object?>("tenant", t.Id))), description: "1 while the tenant has had no inbound message for longer than its InboundSilence inside its active hours.");
+        _meter.CreateObservableGauge("fastingest_inbound_message_age_seconds", () => tenants.Select(t => new Measurement<double>(t.Silence.SecondsSinceMessage(clock.GetUtcNow().ToUnixTimeMilliseconds()), new KeyValuePair<string, object?>("tenant", t.Id))), description: "Seconds since the tenant's last inbound message (since start if none).");
+        _meter.CreateObservableGauge("fastingest_inbound_silent", () => tenants.Select(t => new Measurement<long>(t.Silence.IsSilent(clock.GetUtcNow()) ? 1 : 0, new KeyValuePair<string, object?>("tenant", t.Id))), description: "1 while the tenant has had no inbound message for longer than its InboundSilence inside its active hours.");
         _meter.CreateObservableCounter("fastingest_events_forwarded_total", () => Dispatch(dispatch, d => d.Forwarded), description: "Events delivered to the tenant's bot.");
         _meter.CreateObservableCounter("fastingest_forward_retries_total", () => Dispatch(dispatch, d => d.Retried), description: "Failed deliveries scheduled for a retry.");
         _meter.CreateObservableCounter("fastingest_events_dead_lettered_total", () => Dispatch(dispatch, d => d.DeadLettered), description: "Events sent to the dead-letter queue.");

@@ -10,8 +10,8 @@ public sealed class Tenant : IDisposable
     /// <summary>This tenant's ingest counters (for <c>/metrics</c>).</summary>
     public Telemetry.TenantCounters Counters { get; } = new();
 
-    /// <summary>Builds the runtime form of <paramref name="options"/>.</summary>
-    public Tenant(TenantOptions options)
+    /// <summary>Builds the runtime form of <paramref name="options"/>; <paramref name="time"/> starts its inbound-silence clock (default: system).</summary>
+    public Tenant(TenantOptions options, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
@@ -20,7 +20,7 @@ public sealed class Tenant : IDisposable
         AppSecret = Encoding.UTF8.GetBytes(options.AppSecret);
         VerifyToken = Encoding.UTF8.GetBytes(options.VerifyToken);
         ForwardSecret = options.Forward.Secret is { Length: > 0 } s ? Encoding.UTF8.GetBytes(s) : [];
-        Silence = new InboundSilence(options, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Silence = new InboundSilence(options, (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds());
         Outage = new BotOutage(options.Outbound.HoldingAfter, !string.IsNullOrEmpty(options.Outbound.HoldingMessage));
         _inboundHmac = new ThreadLocal<IncrementalHash>(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, AppSecret));
     }
@@ -67,10 +67,10 @@ public sealed class TenantRegistry : IDisposable
     private readonly Dictionary<string, Tenant> _byId;
     private readonly Dictionary<string, Tenant>.AlternateLookup<ReadOnlySpan<char>> _byChars;
 
-    /// <summary>Builds the registry from validated options.</summary>
-    public TenantRegistry(IEnumerable<TenantOptions> tenants)
+    /// <summary>Builds the registry from validated options, on the clock <paramref name="time"/> (default: system).</summary>
+    public TenantRegistry(IEnumerable<TenantOptions> tenants, TimeProvider? time = null)
     {
-        _byId = tenants.Select(t => new Tenant(t)).ToDictionary(t => t.Id, StringComparer.Ordinal);
+        _byId = tenants.Select(t => new Tenant(t, time)).ToDictionary(t => t.Id, StringComparer.Ordinal);
         _byChars = _byId.GetAlternateLookup<ReadOnlySpan<char>>();
         All = [.. _byId.Values];
     }

@@ -23,12 +23,12 @@ public sealed class FailureClassTests : IAsyncLifetime
         _dir.Dispose();
     }
 
-    private Task<IngestServer> Start(IDictionary<string, string?>? extra = null)
+    private Task<IngestServer> Start(IDictionary<string, string?>? extra = null, TimeProvider? time = null)
     {
         var settings = new Dictionary<string, string?> { ["FastIngest:AdminToken"] = Token };
         foreach (var kv in extra ?? new Dictionary<string, string?>())
             settings[kv.Key] = kv.Value;
-        return IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", ForwardUrl: _bot.Url)], settings);
+        return IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", ForwardUrl: _bot.Url)], settings, time: time);
     }
 
     private static async Task<JsonElement> Admin(IngestServer server, HttpMethod method, string path, HttpStatusCode expected = HttpStatusCode.OK)
@@ -59,7 +59,7 @@ public sealed class FailureClassTests : IAsyncLifetime
     [InlineData(422)]
     public async Task A_4xx_goes_to_the_dead_letter_queue_without_retries(int status)
     {
-        _bot.Respond = _ => status;
+        _bot.Respond = id => id == "msg:wamid.SENTINEL" ? 200 : status;
         await using var server = await Start();
         Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("t1", Payloads.Text("wamid.REFUSED"), "app-secret")).StatusCode);
 
@@ -69,8 +69,10 @@ public sealed class FailureClassTests : IAsyncLifetime
         Assert.Equal("t1", entry.GetProperty("tenant").GetString());
         Assert.Equal(1, entry.GetProperty("attempts").GetInt32());
         Assert.Contains($"HTTP {status}", entry.GetProperty("reason").GetString(), StringComparison.Ordinal);
-        await Task.Delay(300); // backoff here is 50-200 ms: a retry would have come
-        Assert.Single(_bot.Requests);
+        // The same customer's next message travels behind the refused one: once it is in, no retry is coming.
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("t1", Payloads.Text("wamid.SENTINEL"), "app-secret")).StatusCode);
+        await _bot.WaitForEventAsync("msg:wamid.SENTINEL");
+        Assert.Single(_bot.Requests, r => r.EventId == "msg:wamid.REFUSED");
     }
 
     [Theory]
@@ -105,16 +107,37 @@ public sealed class FailureClassTests : IAsyncLifetime
     [InlineData(503)]
     public async Task Retry_After_is_honoured_over_the_backoff(int status)
     {
+        // On the server's own clock, moved by the test: the retry comes at the bot's 1 s, not the 50 ms backoff.
+        var clock = new ManualClock();
         var calls = 0;
-        _bot.Respond = _ => Interlocked.Increment(ref calls) == 1 ? status : 200;
+        _bot.Respond = id => id == "msg:wamid.SLOWDOWN" && Interlocked.Increment(ref calls) == 1 ? status : 200;
         _bot.RetryAfter = "1";
-        await using var server = await Start(); // backoff would retry after 50 ms
+        await using var server = await Start(time: clock);
         await server.PostAsync("t1", Payloads.Text("wamid.SLOWDOWN"), "app-secret");
-        await _bot.WaitForDeliveredAsync(1);
-        var requests = _bot.Requests;
-        Assert.Equal(2, requests.Count);
-        Assert.True(requests[1].ArrivedUtc - requests[0].ArrivedUtc >= TimeSpan.FromMilliseconds(900),
-            $"retried after {(requests[1].ArrivedUtc - requests[0].ArrivedUtc).TotalMilliseconds} ms");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (server.Engine.DispatchStats()[0].Retried == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first attempt never failed");
+            await Task.Delay(10);
+        }
+
+        clock.Advance(TimeSpan.FromMilliseconds(900)); // the backoff (50-200 ms) is long past, Retry-After is not
+        if (status == 429)
+        {
+            // A 429 speaks for the whole bot: the breaker holds every send until the bot's time is up.
+            Assert.Equal(FastIngest.Dispatch.CircuitState.Open, server.Engine.DispatchStats()[0].Circuit);
+        }
+        else
+        {
+            // A 503 holds this customer only: another customer's message (the sentinel) goes through meanwhile.
+            await server.PostAsync("t1", Payloads.Text("wamid.SENTINEL", from: "16505559876"), "app-secret");
+            await _bot.WaitForEventAsync("msg:wamid.SENTINEL");
+        }
+        Assert.Single(_bot.Requests, r => r.EventId == "msg:wamid.SLOWDOWN");
+
+        clock.Advance(TimeSpan.FromMilliseconds(100));
+        await _bot.WaitForEventAsync("msg:wamid.SLOWDOWN");
+        Assert.Equal(2, _bot.Requests.Count(r => r.EventId == "msg:wamid.SLOWDOWN"));
     }
 
     [Fact]
@@ -157,8 +180,12 @@ public sealed class FailureClassTests : IAsyncLifetime
         await using (var server = await Start())
         {
             Assert.Equal(0, (await Admin(server, HttpMethod.Get, "/admin/deadletters")).GetProperty("count").GetInt32());
-            await Task.Delay(300);
-            Assert.Single(_bot.Delivered); // the replayed event was acked: not forwarded again after the restart
+            // The replayed event was acked: not forwarded again after the restart (the sentinel, same customer, is
+            // read from the log after it).
+            await server.PostAsync("t1", Payloads.Text("wamid.SENTINEL"), "app-secret");
+            await _bot.WaitForEventAsync("msg:wamid.SENTINEL");
+            Assert.Single(_bot.Delivered, r => r.EventId == "msg:wamid.LATER");
+            Assert.Equal(2, _bot.Delivered.Count);
         }
     }
 }

@@ -22,6 +22,19 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
 
     private TestTenant Tenant(string id = "acme") => new(id, ForwardUrl: _bot.Url);
 
+    /// <summary>
+    /// Posts a sentinel message from <paramref name="from"/> and waits for it: the same customer's events are
+    /// delivered in log order, so anything of that customer recorded before it has arrived too.
+    /// </summary>
+    private async Task SentinelAsync(IngestServer server, string from, string tenant = "acme")
+    {
+        var wamid = $"wamid.SENTINEL{from}";
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync(tenant, Payloads.Text(wamid, from: from), "app-secret")).StatusCode);
+        await _bot.WaitForEventAsync("msg:" + wamid);
+    }
+
+    private IEnumerable<string?> NonSentinels => _bot.Requests.Select(r => r.EventId).Where(id => !id!.Contains("SENTINEL", StringComparison.Ordinal));
+
     [Fact]
     public async Task Handshake_answers_the_challenge_for_the_right_token_only()
     {
@@ -63,8 +76,8 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
         Assert.Equal(Payloads.PhoneNumberId, e.PhoneNumberId.GetString(got.Body));
         Assert.Equal("16505551234", events.Contacts[e.MatchedContact].WaId.GetString(got.Body));
 
-        await Task.Delay(300);
-        Assert.Single(_bot.Requests);
+        await SentinelAsync(server, "16505551234");
+        Assert.Single(NonSentinels);
     }
 
     [Fact]
@@ -81,10 +94,11 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("acme", statuses, "app-secret")).StatusCode);
 
         await _bot.WaitForDeliveredAsync(4);
-        await Task.Delay(300);
+        await SentinelAsync(server, "111");
+        await SentinelAsync(server, "222");
         Assert.Equal(
             ["msg:wamid.A", "msg:wamid.B", "status:wamid.OUT:delivered", "status:wamid.OUT:sent"],
-            _bot.Requests.Select(r => r.EventId).Order());
+            NonSentinels.Order());
     }
 
     [Fact]
@@ -97,8 +111,8 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
 
         Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         await _bot.WaitForDeliveredAsync(1);
-        await Task.Delay(300);
-        Assert.Single(_bot.Requests);
+        await SentinelAsync(server, "16505551234");
+        Assert.Single(NonSentinels);
     }
 
     [Theory]
@@ -113,10 +127,10 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
         var bad = await server.PostAsync("acme", Payloads.Text("wamid.FORGED"), secret, rawHeader);
         Assert.Equal(HttpStatusCode.Unauthorized, bad.StatusCode);
 
-        // A good payload sent after it arrives alone: the forged one never entered the log.
+        // A good payload from the same customer, sent after it, is the sentinel: it arrives alone, so the forged one
+        // never entered the log (it would have been delivered first).
         Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("acme", Payloads.Text("wamid.REAL"), "app-secret")).StatusCode);
-        await _bot.WaitForDeliveredAsync(1);
-        await Task.Delay(300);
+        await _bot.WaitForEventAsync("msg:wamid.REAL");
         Assert.Equal(["msg:wamid.REAL"], _bot.Requests.Select(r => r.EventId));
     }
 
@@ -140,8 +154,8 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
         var delivered = await _bot.WaitForDeliveredAsync(1);
         Assert.Equal("msg:wamid.FLAKY", Assert.Single(delivered).EventId);
         Assert.Equal(4, _bot.Requests.Count);
-        await Task.Delay(300);
-        Assert.Equal(4, _bot.Requests.Count);
+        await SentinelAsync(server, "16505551234");
+        Assert.Equal(4, NonSentinels.Count());
     }
 
     [Fact]
@@ -162,8 +176,8 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
         await using (var server = await IngestServer.StartAsync(_data.Path, [Tenant()]))
         {
             var delivered = await _bot.WaitForDeliveredAsync(2);
-            await Task.Delay(300);
-            var after = _bot.Requests.Skip(before).Select(r => r.EventId).ToList();
+            await SentinelAsync(server, "16505551234");
+            var after = _bot.Requests.Skip(before).Select(r => r.EventId).Where(id => !id!.Contains("SENTINEL", StringComparison.Ordinal)).ToList();
             Assert.Equal(["msg:wamid.LATE"], after);
             Assert.Equal(["msg:wamid.EARLY", "msg:wamid.LATE"], delivered.Select(r => r.EventId));
         }
@@ -184,23 +198,49 @@ public sealed class WebhookEndToEndTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("acme", old, "app-secret")).StatusCode);
             Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("acme", Payloads.Text("wamid.NEW"), "app-secret")).StatusCode);
             await _bot.WaitForDeliveredAsync(3);
-            await Task.Delay(300);
-            Assert.Equal(["msg:wamid.NEW", "msg:wamid.OLD1", "msg:wamid.OLD2"], _bot.Requests.Select(r => r.EventId).Order());
+            await SentinelAsync(server, "111");
+            await SentinelAsync(server, "222");
+            Assert.Equal(["msg:wamid.NEW", "msg:wamid.OLD1", "msg:wamid.OLD2"], NonSentinels.Order());
         }
     }
 
     [Fact]
     public async Task A_dead_bot_of_one_tenant_does_not_hold_up_another_tenant()
     {
-        _bot.Respond = id => id!.Contains("DEAD", StringComparison.Ordinal) ? 500 : 200;
-        await using var server = await IngestServer.StartAsync(_data.Path, [Tenant("dead"), Tenant("alive")]);
+        // Two bots at two URLs (so two breakers): the dead tenant's refuses every connection.
+        await using var deadBot = await BotServer.StartAsync();
+        await deadBot.GoDownAsync();
+        await using var server = await IngestServer.StartAsync(_data.Path, [new TestTenant("dead", ForwardUrl: deadBot.Url, Concurrency: 4), Tenant("alive")]);
         for (var i = 0; i < 50; i++)
-            Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("dead", Payloads.Text($"wamid.DEAD{i}"), "app-secret")).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("dead", Payloads.Text($"wamid.DEAD{i}", from: $"1650555{i:D4}"), "app-secret")).StatusCode);
         for (var i = 0; i < 20; i++)
             Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("alive", Payloads.Text($"wamid.LIVE{i}", from: $"{i}"), "app-secret")).StatusCode);
 
         var delivered = await _bot.WaitForDeliveredAsync(20);
         Assert.All(delivered, d => Assert.StartsWith("msg:wamid.LIVE", d.EventId, StringComparison.Ordinal));
+        var stats = server.Engine.DispatchStats().Single(d => d.Tenant == "dead");
+        Assert.Equal(50, stats.BacklogEvents); // nothing of it got through, and it held nothing of the other up
+        Assert.NotEqual(FastIngest.Dispatch.CircuitState.Closed, stats.Circuit);
+        Assert.Equal(FastIngest.Dispatch.CircuitState.Closed, server.Engine.DispatchStats().Single(d => d.Tenant == "alive").Circuit);
+    }
+
+    [Fact]
+    public async Task A_slow_bot_of_one_tenant_does_not_slow_down_another_tenant()
+    {
+        // The slow tenant's bot holds every request for 20 s; the other tenant's events must all be delivered while
+        // the slow bot has not answered a single one: their latency is bounded by their own bot, not the other's.
+        await using var slowBot = await BotServer.StartAsync();
+        slowBot.Delay = _ => TimeSpan.FromSeconds(20);
+        await using var server = await IngestServer.StartAsync(_data.Path, [new TestTenant("slow", ForwardUrl: slowBot.Url, Concurrency: 4), Tenant("alive")],
+            new Dictionary<string, string?> { ["FastIngest:Tenants:0:Forward:Timeout"] = "00:00:30", ["FastIngest:ShutdownTimeout"] = "00:00:01" });
+        for (var i = 0; i < 40; i++)
+            Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("slow", Payloads.Text($"wamid.SLOW{i}", from: $"1650555{i:D4}"), "app-secret")).StatusCode);
+        for (var i = 0; i < 20; i++)
+            Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("alive", Payloads.Text($"wamid.QUICK{i}", from: $"{i}"), "app-secret")).StatusCode);
+
+        await _bot.WaitForDeliveredAsync(20, TimeSpan.FromSeconds(15));
+        Assert.Empty(slowBot.Requests); // it records a request only once it answers (or is cut): none yet
+        Assert.Equal(40, server.Engine.DispatchStats().Single(d => d.Tenant == "slow").BacklogEvents);
     }
 
     [Fact]

@@ -111,6 +111,23 @@ internal sealed class BotServer : IAsyncDisposable
         return Delivered;
     }
 
+    /// <summary>
+    /// Waits until the event <paramref name="eventId"/> was answered 2xx (or fails after <paramref name="timeout"/>).
+    /// As a sentinel: sent after an event that must not arrive, from the same customer (so it travels behind it),
+    /// its arrival proves that the other one would have arrived by now.
+    /// </summary>
+    public async Task WaitForEventAsync(string eventId, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (!Delivered.Any(r => r.EventId == eventId))
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new TimeoutException($"{eventId} was not delivered; got {string.Join(", ", Delivered.Select(r => r.EventId))}");
+            await _arrived.WaitAsync(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await GoDownAsync();

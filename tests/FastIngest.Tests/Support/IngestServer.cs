@@ -33,8 +33,11 @@ internal sealed class IngestServer : IAsyncDisposable
     /// <summary>The server's service container.</summary>
     public IServiceProvider Services => _app.Services;
 
-    /// <summary>Starts the server; <paramref name="services"/> may add to its service container (a fault-injecting <c>ForwardTargetWrapper</c>).</summary>
-    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null)
+    /// <summary>
+    /// Starts the server; <paramref name="services"/> may add to its service container (a fault-injecting
+    /// <c>ForwardTargetWrapper</c>), <paramref name="time"/> replaces the engine's clock (a <c>ManualClock</c>).
+    /// </summary>
+    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null, TimeProvider? time = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -72,6 +75,8 @@ internal sealed class IngestServer : IAsyncDisposable
             b.Logging.ClearProviders();
             b.Logging.SetMinimumLevel(LogLevel.Warning);
             services?.Invoke(b.Services);
+            if (time is not null)
+                b.Services.AddSingleton(time); // the engine's clock: silence, backoff, breaker, TTLs, metrics
         });
         await app.StartAsync();
         var client = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };

@@ -12,15 +12,18 @@ namespace FastIngest.Tests.Telemetry;
 public sealed class InboundSilenceTests : IDisposable
 {
     private readonly TempDir _dir = new();
+    private readonly ManualClock _clock = new();
 
     public void Dispose() => _dir.Dispose();
 
+    // The server's own clock is the test's: silence is a matter of advancing it, not of waiting.
     private Task<IngestServer> Start(string? activeHours = null) => IngestServer.StartAsync(_dir.Path, [new TestTenant("t1")],
         new Dictionary<string, string?>
         {
             ["FastIngest:Tenants:0:InboundSilence"] = "00:00:01",
             ["FastIngest:Tenants:0:ActiveHours"] = activeHours,
-        });
+        },
+        time: _clock);
 
     private static async Task<(HttpStatusCode Status, string Body)> Ready(IngestServer server)
     {
@@ -36,7 +39,7 @@ public sealed class InboundSilenceTests : IDisposable
     {
         await using var server = await Start();
         Assert.Equal(HttpStatusCode.OK, (await Ready(server)).Status); // silence counts from the start
-        await Task.Delay(1500);
+        _clock.Advance(TimeSpan.FromMilliseconds(1500));
 
         var (status, body) = await Ready(server);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
@@ -54,10 +57,10 @@ public sealed class InboundSilenceTests : IDisposable
     [Fact]
     public async Task Outside_active_hours_silence_does_not_count()
     {
-        var now = DateTime.UtcNow;
+        var now = _clock.GetUtcNow();
         var window = $"{now.AddHours(2):HH:mm}-{now.AddHours(3):HH:mm}";
         await using var server = await Start(window);
-        await Task.Delay(1500);
+        _clock.Advance(TimeSpan.FromMilliseconds(1500));
         Assert.Equal(HttpStatusCode.OK, (await Ready(server)).Status);
     }
 
