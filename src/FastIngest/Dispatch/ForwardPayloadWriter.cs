@@ -116,53 +116,24 @@ internal static class ForwardPayloadWriter
         var dest = output.GetSpan(json.Length);
         var n = 0;
         var inString = false;
+        var escaping = false;
         for (var i = 0; i < json.Length; i++)
         {
             var b = json[i];
             if (b >= 0x80)
             {
-                // Cold for most payloads: the rest of this part goes through the escaping writer.
-                output.Advance(n);
-                WriteEscaped(json[i..], inString, output);
-                return;
-            }
-            if (inString)
-            {
-                dest[n++] = b;
-                if (b == (byte)'\\' && i + 1 < json.Length)
-                    dest[n++] = json[++i];
-                else if (b == (byte)'"')
-                    inString = false;
-            }
-            else if (b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')
-            {
-                continue;
-            }
-            else
-            {
-                if (b == (byte)'"')
-                    inString = true;
-                dest[n++] = b;
-            }
-        }
-        output.Advance(n);
-    }
-
-    /// <summary>As <see cref="WriteCompact"/> from a non-ASCII byte on: up to 6 output bytes per input byte.</summary>
-    private static void WriteEscaped(ReadOnlySpan<byte> json, bool inString, PooledBufferWriter output)
-    {
-        var dest = output.GetSpan(UnicodeEscape.MaxEscapedLength(json.Length));
-        var n = 0;
-        for (var i = 0; i < json.Length; i++)
-        {
-            var b = json[i];
-            if (b >= 0x80)
-            {
+                if (!escaping)
+                {
+                    // Cold for most payloads: from here on, up to 6 output bytes per input byte.
+                    output.Advance(n);
+                    dest = output.GetSpan(UnicodeEscape.MaxEscapedLength(json.Length - i));
+                    n = 0;
+                    escaping = true;
+                }
                 n += UnicodeEscape.EscapeRune(json[i..], dest[n..], out var consumed);
                 i += consumed - 1;
-                continue;
             }
-            if (inString)
+            else if (inString)
             {
                 dest[n++] = b;
                 if (b == (byte)'\\' && i + 1 < json.Length)

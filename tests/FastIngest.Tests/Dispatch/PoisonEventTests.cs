@@ -9,25 +9,15 @@ namespace FastIngest.Tests.Dispatch;
 /// wa_id), never the other customers, never a change without a customer, and never opens the destination's breaker.
 /// The real server forwards to a real bot that answers 500 to that one event id and 200 to everything else.
 /// </summary>
-public sealed class PoisonEventTests : IAsyncLifetime
+public sealed class PoisonEventTests : BotTest
 {
     private const int Customers = 40;
     private const int Rounds = 5;
     private const string Poisoner = "16505559999";
-    private readonly TempDir _dir = new();
-    private BotServer _bot = null!;
-
-    public async Task InitializeAsync() => _bot = await BotServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _bot.DisposeAsync();
-        _dir.Dispose();
-    }
 
     private Task<IngestServer> Start(int maxAttempts) => IngestServer.StartAsync(
-        _dir.Path,
-        [new TestTenant("t1", ForwardUrl: _bot.Url, Concurrency: 4)],
+        Dir.Path,
+        [new TestTenant("t1", ForwardUrl: Bot.Url, Concurrency: 4)],
         new Dictionary<string, string?>
         {
             ["FastIngest:Tenants:0:Forward:MaxAttempts"] = maxAttempts.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -35,7 +25,7 @@ public sealed class PoisonEventTests : IAsyncLifetime
             ["FastIngest:Tenants:0:Forward:MaxBackoff"] = "00:00:00.2",
         });
 
-    private int PoisonAttempts(string eventId) => _bot.Requests.Count(r => r.EventId == eventId);
+    private int PoisonAttempts(string eventId) => Bot.Requests.Count(r => r.EventId == eventId);
 
     private async Task WaitForAttemptsAsync(string eventId, int attempts)
     {
@@ -71,7 +61,7 @@ public sealed class PoisonEventTests : IAsyncLifetime
     public async Task A_message_refused_forever_delays_only_its_own_customer_and_never_opens_the_breaker()
     {
         const string poison = "msg:wamid.POISON";
-        _bot.Respond = id => id == poison ? 500 : 200;
+        Bot.Respond = id => id == poison ? 500 : 200;
         await using var server = await Start(maxAttempts: 0); // retried until MaxAge (1 day): for this test, forever
 
         using (var r = await server.PostAsync("t1", Payloads.Text("wamid.POISON", from: Poisoner), "app-secret"))
@@ -87,8 +77,8 @@ public sealed class PoisonEventTests : IAsyncLifetime
 
         // Every other customer's events arrive while the poison is still being retried (1 in 4 of them shared its
         // lane on the old code, where they never arrived).
-        await _bot.WaitForDeliveredAsync(Customers * Rounds, TimeSpan.FromSeconds(30));
-        var requests = _bot.Requests;
+        await Bot.WaitForDeliveredAsync(Customers * Rounds, TimeSpan.FromSeconds(30));
+        var requests = Bot.Requests;
         foreach (var (eventId, attemptsAtAck) in acked)
         {
             var arrival = requests.ToList().FindIndex(r => r.EventId == eventId && r.AnsweredStatus == 200);
@@ -109,7 +99,7 @@ public sealed class PoisonEventTests : IAsyncLifetime
     public async Task The_poison_reaches_the_dead_letter_queue_at_MaxAttempts_then_its_customer_flows_in_order()
     {
         const string poison = "msg:wamid.POISON";
-        _bot.Respond = id => id == poison ? 500 : 200;
+        Bot.Respond = id => id == poison ? 500 : 200;
         await using var server = await Start(maxAttempts: 6);
 
         using (var r = await server.PostAsync("t1", Payloads.Text("wamid.POISON", from: Poisoner), "app-secret"))
@@ -121,13 +111,13 @@ public sealed class PoisonEventTests : IAsyncLifetime
         }
         await PostTrafficAsync(server, poison, "D");
 
-        var delivered = await _bot.WaitForDeliveredAsync(Customers * Rounds + 3, TimeSpan.FromSeconds(30));
+        var delivered = await Bot.WaitForDeliveredAsync(Customers * Rounds + 3, TimeSpan.FromSeconds(30));
         Assert.Equal(6, PoisonAttempts(poison));
         Assert.Equal(1, server.Engine.DeadLetters.Count);
         var after = delivered.Where(r => r.EventId!.StartsWith("msg:wamid.AFTER", StringComparison.Ordinal)).Select(r => r.EventId).ToList();
         Assert.Equal(["msg:wamid.AFTER0", "msg:wamid.AFTER1", "msg:wamid.AFTER2"], after);
         // ... and only after the poison's last attempt.
-        var requests = _bot.Requests.ToList();
+        var requests = Bot.Requests.ToList();
         Assert.True(requests.FindLastIndex(r => r.EventId == poison) < requests.FindIndex(r => r.EventId == "msg:wamid.AFTER0"));
         Assert.Equal(0, server.Engine.DispatchStats()[0].CircuitOpened);
     }
@@ -139,7 +129,7 @@ public sealed class PoisonEventTests : IAsyncLifetime
         // template status updates...). Such a change has no customer and is ordered behind nothing.
         var accountUpdate = Encoding.UTF8.GetBytes("""{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","time":1749416383,"changes":[{"value":{"phone_number":"15550783881","event":"ACCOUNT_VIOLATION","violation_info":{"violation_type":"SPAM"}},"field":"account_update"}]}]}""");
         string? changeId = null;
-        _bot.Respond = id =>
+        Bot.Respond = id =>
         {
             if (id!.StartsWith("change:", StringComparison.Ordinal))
             {
@@ -159,8 +149,8 @@ public sealed class PoisonEventTests : IAsyncLifetime
         }
         // Every customer, including the phone number's whole traffic, flows past it.
         var acked = await PostTrafficAsync(server, changeId!, "A");
-        await _bot.WaitForDeliveredAsync(Customers * Rounds, TimeSpan.FromSeconds(30));
-        var requests = _bot.Requests.ToList();
+        await Bot.WaitForDeliveredAsync(Customers * Rounds, TimeSpan.FromSeconds(30));
+        var requests = Bot.Requests.ToList();
         foreach (var (eventId, attemptsAtAck) in acked)
         {
             var arrival = requests.FindIndex(r => r.EventId == eventId && r.AnsweredStatus == 200);

@@ -10,18 +10,8 @@ namespace FastIngest.Tests.Dispatch;
 /// the fault is counted in /metrics and shown on /readyz, the event it held is retried, and every other event keeps
 /// flowing. Faults are injected by wrapping the real HTTP destination; the bot is a real server.
 /// </summary>
-public sealed class WorkerSupervisionTests : IAsyncLifetime
+public sealed class WorkerSupervisionTests : BotTest
 {
-    private readonly TempDir _dir = new();
-    private BotServer _bot = null!;
-
-    public async Task InitializeAsync() => _bot = await BotServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _bot.DisposeAsync();
-        _dir.Dispose();
-    }
 
     /// <summary>Throws <see cref="InvalidOperationException"/> for the first <paramref name="faults"/> attempts of one event.</summary>
     private sealed class FaultyTarget(IForwardTarget inner, string eventId, int faults) : IForwardTarget
@@ -42,8 +32,8 @@ public sealed class WorkerSupervisionTests : IAsyncLifetime
     public async Task A_worker_fault_is_counted_shown_on_readyz_and_its_event_still_arrives()
     {
         await using var server = await IngestServer.StartAsync(
-            _dir.Path,
-            [new TestTenant("t1", ForwardUrl: _bot.Url, Concurrency: 2)],
+            Dir.Path,
+            [new TestTenant("t1", ForwardUrl: Bot.Url, Concurrency: 2)],
             services: s => s.AddSingleton(new ForwardTargetWrapper((_, target) => new FaultyTarget(target, "msg:wamid.BOOM", faults: 3))));
 
         using (var r = await server.PostAsync("t1", Payloads.Text("wamid.BOOM", from: "16505550001"), "app-secret"))
@@ -55,7 +45,7 @@ public sealed class WorkerSupervisionTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         }
 
-        var delivered = await _bot.WaitForDeliveredAsync(21, TimeSpan.FromSeconds(30));
+        var delivered = await Bot.WaitForDeliveredAsync(21, TimeSpan.FromSeconds(30));
         Assert.Single(delivered, r => r.EventId == "msg:wamid.BOOM");
         Assert.Equal(21, delivered.Select(r => r.EventId).Distinct().Count());
         Assert.Equal(3, server.Engine.DispatchStats()[0].WorkerFaults);

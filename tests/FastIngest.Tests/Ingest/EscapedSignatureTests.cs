@@ -11,18 +11,8 @@ namespace FastIngest.Tests.Ingest;
 /// sign the raw bytes; both are accepted. What the bot then gets is ASCII-only, so a verifier over the raw bytes and
 /// whatsapp-api-js's verifier over escapeUnicode(body) both accept it. Real server, real bot.
 /// </summary>
-public sealed class EscapedSignatureTests : IAsyncLifetime
+public sealed class EscapedSignatureTests : BotTest
 {
-    private readonly TempDir _dir = new();
-    private BotServer _bot = null!;
-
-    public async Task InitializeAsync() => _bot = await BotServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _bot.DisposeAsync();
-        _dir.Dispose();
-    }
 
     /// <summary>The project's own raw-UTF-8 fixture, and the corpus's, when the corpus is there.</summary>
     private static IEnumerable<byte[]> RawUtf8Payloads()
@@ -44,7 +34,7 @@ public sealed class EscapedSignatureTests : IAsyncLifetime
     [Fact]
     public async Task Both_signature_forms_are_accepted_and_every_forward_passes_both_verifiers()
     {
-        await using var server = await IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", ForwardUrl: _bot.Url)]);
+        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", ForwardUrl: Bot.Url)]);
         var payloads = RawUtf8Payloads().ToList();
         Assert.True(payloads.Count >= 1);
         var expected = 0;
@@ -62,7 +52,7 @@ public sealed class EscapedSignatureTests : IAsyncLifetime
             expected += events.Count;
         }
 
-        var delivered = await _bot.WaitForDeliveredAsync(expected);
+        var delivered = await Bot.WaitForDeliveredAsync(expected);
         Assert.Equal(expected, delivered.Count);
         foreach (var request in delivered)
         {

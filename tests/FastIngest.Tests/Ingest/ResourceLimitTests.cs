@@ -13,18 +13,8 @@ namespace FastIngest.Tests.Ingest;
 /// events is linear (or quarantined past MaxEventsPerPayload), and a request waiting out log backpressure is not
 /// parsed again and again. Real server on loopback, raw sockets for the clients HttpClient will not be.
 /// </summary>
-public sealed class ResourceLimitTests : IAsyncLifetime
+public sealed class ResourceLimitTests : BotTest
 {
-    private readonly TempDir _dir = new();
-    private BotServer _bot = null!;
-
-    public async Task InitializeAsync() => _bot = await BotServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _bot.DisposeAsync();
-        _dir.Dispose();
-    }
 
     /// <summary>A connection that sent a POST's head and the first part of its body, and holds the rest.</summary>
     private sealed class Dripper : IDisposable
@@ -113,7 +103,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
         // under a container-sized GC heap these requests died of OutOfMemoryException.
         const int drippers = 100;
         using var server = await ServerProcessHost.StartAsync(
-            ServerProcessHost.OneTenant(_dir.Path, _bot.Url,
+            ServerProcessHost.OneTenant(Dir.Path, Bot.Url,
                 "--FastIngest:MaxBodyBytes=4194304",
                 "--FastIngest:Storage:LogMemoryBytes=16777216",
                 "--FastIngest:Storage:DedupeMemoryBytes=4194304",
@@ -134,7 +124,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
                 using var response = await client.SendAsync(Payloads.Webhook("t1", Payloads.Text($"wamid.LEGIT{i:D2}"), "app-secret"));
                 Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             }
-            await _bot.WaitForDeliveredAsync(20);
+            await Bot.WaitForDeliveredAsync(20);
 
             Assert.DoesNotContain(open, d => d.ClosedByServer());
             Assert.DoesNotContain(server.Output, line => line.Contains("OutOfMemory", StringComparison.Ordinal));
@@ -152,7 +142,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
     {
         // MaxBodyBytes 256 KiB (the test server's): each dripper's buffer grows to 256 KiB + 1 for its 200 KB body,
         // so a 1 MiB budget holds three of them at once.
-        await using var server = await IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", ForwardUrl: _bot.Url)],
+        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", ForwardUrl: Bot.Url)],
             new Dictionary<string, string?> { ["FastIngest:MaxInFlightBodyBytes"] = (1 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture) });
         var url = server.Client.BaseAddress!;
         var bodies = Enumerable.Range(0, 12).Select(i => Padded($"wamid.BUDGET{i:D2}", 200_000)).ToList();
@@ -191,7 +181,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
     [Fact]
     public async Task Connections_past_MaxConnections_get_503_with_Retry_After()
     {
-        await using var server = await IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", ForwardUrl: _bot.Url)],
+        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", ForwardUrl: Bot.Url)],
             new Dictionary<string, string?> { ["FastIngest:MaxConnections"] = "4" });
         var url = server.Client.BaseAddress!;
         var limit = GetLimit(server);
@@ -236,7 +226,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
     public async Task A_payload_of_20000_statuses_is_forwarded_whole_and_one_past_the_cap_is_quarantined()
     {
         // (The old forward writer re-read the whole value per event; ForwardPayloadWriterTests counts the bytes read.)
-        await using var server = await IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", Concurrency: 8)],
+        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", Concurrency: 8)],
             new Dictionary<string, string?>
             {
                 ["FastIngest:MaxBodyBytes"] = (4 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -254,7 +244,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
             Assert.True(DateTime.UtcNow < deadline, $"forwarded {server.Engine.DispatchStats()[0].Forwarded} of 20000");
             await Task.Delay(50);
         }
-        var lines = File.ReadLines(Path.Combine(_dir.Path, "out", "t1.jsonl")).Count();
+        var lines = File.ReadLines(Path.Combine(Dir.Path, "out", "t1.jsonl")).Count();
         Assert.Equal(20_000, lines);
     }
 
@@ -262,7 +252,7 @@ public sealed class ResourceLimitTests : IAsyncLifetime
     public async Task A_request_waiting_out_backpressure_is_parsed_once()
     {
         // A frozen disk: the log's 16 MiB of memory fills with records that cannot be flushed.
-        await using var server = await IngestServer.StartAsync(_dir.Path, [new TestTenant("t1", ForwardUrl: _bot.Url)]);
+        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", ForwardUrl: Bot.Url)]);
         var device = server.Engine.Log.Device;
         var parsesBefore = server.Engine.Pipeline.Parses;
         device.Freeze();
@@ -288,6 +278,6 @@ public sealed class ResourceLimitTests : IAsyncLifetime
             r.Dispose();
         // Each request was parsed and hashed once, however long it waited for room.
         Assert.Equal(posts.Count, server.Engine.Pipeline.Parses - parsesBefore);
-        await _bot.WaitForDeliveredAsync(posts.Count);
+        await Bot.WaitForDeliveredAsync(posts.Count);
     }
 }

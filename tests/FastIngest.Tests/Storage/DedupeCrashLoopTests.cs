@@ -10,18 +10,8 @@ namespace FastIngest.Tests.Storage;
 /// that image. Meta never got a 200 for that event, so its retry must be stored and forwarded, however many boots
 /// come in between and whatever they write at the same log address.
 /// </summary>
-public sealed class DedupeCrashLoopTests : IAsyncLifetime
+public sealed class DedupeCrashLoopTests : BotTest
 {
-    private readonly TempDir _dir = new();
-    private BotServer _bot = null!;
-
-    public async Task InitializeAsync() => _bot = await BotServer.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        await _bot.DisposeAsync();
-        _dir.Dispose();
-    }
 
     private static readonly Dictionary<string, string?> s_manualCheckpoints = new() { ["FastIngest:CheckpointInterval"] = "01:00:00" };
 
@@ -49,8 +39,8 @@ public sealed class DedupeCrashLoopTests : IAsyncLifetime
     /// </summary>
     private async Task<(string Image, long LostAddress)> CrashWithACheckpointedMarkAsync(byte[] lost)
     {
-        var live = _dir.Sub("boot1");
-        var image = _dir.Sub("image1");
+        var live = Dir.Sub("boot1");
+        var image = Dir.Sub("image1");
         await using var server = await IngestServer.StartAsync(live, [new TestTenant("t1")], s_manualCheckpoints);
         using (var first = await server.PostAsync("t1", Payloads.Text("wamid.BEFORE"), "app-secret"))
             Assert.Equal(HttpStatusCode.OK, first.StatusCode);
@@ -84,7 +74,7 @@ public sealed class DedupeCrashLoopTests : IAsyncLifetime
         var (image1, lostAddress) = await CrashWithACheckpointedMarkAsync(lost);
 
         // Boot 2 writes past the lost record's address (its records get their 200s), then crashes too.
-        var image2 = _dir.Sub("image2");
+        var image2 = Dir.Sub("image2");
         await using (var boot2 = await IngestServer.StartAsync(image1, [new TestTenant("t1")], s_manualCheckpoints))
         {
             for (var i = 0; boot2.Engine.Log.CommittedUntilAddress <= lostAddress + lost.Length; i++)
@@ -98,19 +88,19 @@ public sealed class DedupeCrashLoopTests : IAsyncLifetime
         }
 
         // Boot 3: Meta retries the event it never got a 200 for. It must be stored and forwarded, once.
-        await using var boot3 = await IngestServer.StartAsync(image2, [new TestTenant("t1", ForwardUrl: _bot.Url)], s_manualCheckpoints);
+        await using var boot3 = await IngestServer.StartAsync(image2, [new TestTenant("t1", ForwardUrl: Bot.Url)], s_manualCheckpoints);
         using (var retry = await boot3.PostAsync("t1", lost, "app-secret"))
             Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
         using (var sentinel = await boot3.PostAsync("t1", Payloads.Text("wamid.SENTINEL", from: "16505550100"), "app-secret"))
             Assert.Equal(HttpStatusCode.OK, sentinel.StatusCode);
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!_bot.Delivered.Any(r => r.EventId == "msg:wamid.SENTINEL"))
+        while (!Bot.Delivered.Any(r => r.EventId == "msg:wamid.SENTINEL"))
         {
-            Assert.True(DateTime.UtcNow < deadline, $"sentinel not delivered; got {string.Join(",", _bot.Delivered.Select(r => r.EventId))}");
+            Assert.True(DateTime.UtcNow < deadline, $"sentinel not delivered; got {string.Join(",", Bot.Delivered.Select(r => r.EventId))}");
             await Task.Delay(20);
         }
         // Same customer: the sentinel travels behind the retried event, so it is there by now, or never was.
-        Assert.Single(_bot.Delivered, r => r.EventId == "msg:wamid.LOST");
+        Assert.Single(Bot.Delivered, r => r.EventId == "msg:wamid.LOST");
         Assert.Equal(0, boot3.Engine.Tenants.All[0].Counters.Duplicates);
     }
 
@@ -120,7 +110,7 @@ public sealed class DedupeCrashLoopTests : IAsyncLifetime
         // The other direction: an event that did get its 200 in boot 2, at the address where boot 1's lost record had
         // been, is deduped in boot 3, although boot 2 crashed before any checkpoint of its own: boot 3 replays it.
         var (image1, _) = await CrashWithACheckpointedMarkAsync(Payloads.Text("wamid.LOST2"));
-        var image2 = _dir.Sub("image2");
+        var image2 = Dir.Sub("image2");
         var acked = Payloads.Text("wamid.ACKED", from: "16505550200");
         await using (var boot2 = await IngestServer.StartAsync(image1, [new TestTenant("t1")], s_manualCheckpoints))
         {
