@@ -223,29 +223,28 @@ public sealed class ResourceLimitTests : BotTest
     }
 
     [Fact]
-    public async Task A_payload_of_20000_statuses_is_forwarded_whole_and_one_past_the_cap_is_quarantined()
+    public async Task A_payload_of_10000_statuses_is_forwarded_whole_and_one_past_the_default_cap_is_quarantined()
     {
         // (The old forward writer re-read the whole value per event; ForwardPayloadWriterTests counts the bytes read.)
         await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", Concurrency: 8)],
             new Dictionary<string, string?>
             {
                 ["FastIngest:MaxBodyBytes"] = (4 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["FastIngest:MaxEventsPerPayload"] = "20000",
             });
-        using (var over = await server.PostAsync("t1", Statuses(20_001, "OVER"), "app-secret"))
+        using (var over = await server.PostAsync("t1", Statuses(10_001, "OVER"), "app-secret"))
             Assert.Equal(HttpStatusCode.OK, over.StatusCode);
         Assert.Equal(1, server.Engine.Pipeline.QuarantinedCount);
 
-        using (var big = await server.PostAsync("t1", Statuses(20_000, "BIG"), "app-secret"))
+        using (var big = await server.PostAsync("t1", Statuses(10_000, "BIG"), "app-secret"))
             Assert.Equal(HttpStatusCode.OK, big.StatusCode);
         var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (server.Engine.DispatchStats()[0].Forwarded < 20_000)
+        while (server.Engine.DispatchStats()[0].Forwarded < 10_000)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"forwarded {server.Engine.DispatchStats()[0].Forwarded} of 20000");
+            Assert.True(DateTime.UtcNow < deadline, $"forwarded {server.Engine.DispatchStats()[0].Forwarded} of 10000");
             await Task.Delay(50);
         }
         var lines = File.ReadLines(Path.Combine(Dir.Path, "out", "t1.jsonl")).Count();
-        Assert.Equal(20_000, lines);
+        Assert.Equal(10_000, lines);
     }
 
     [Fact]

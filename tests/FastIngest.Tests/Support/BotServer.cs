@@ -112,6 +112,24 @@ internal sealed class BotServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// Waits until <paramref name="count"/> distinct event ids were answered 2xx (or fails after <paramref name="timeout"/>):
+    /// for tests whose point is that everything arrives, where a delivery that timed out under load and was sent
+    /// again (at-least-once, same event id) must not end the wait early.
+    /// </summary>
+    public async Task<IReadOnlyList<BotRequest>> WaitForDistinctAsync(int count, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (Delivered.Select(r => r.EventId).Distinct().Count() < count)
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero)
+                throw new TimeoutException($"bot got {Delivered.Select(r => r.EventId).Distinct().Count()} of {count} distinct events; requests: {Requests.Count}");
+            await _arrived.WaitAsync(left < TimeSpan.FromMilliseconds(200) ? left : TimeSpan.FromMilliseconds(200));
+        }
+        return Delivered;
+    }
+
+    /// <summary>
     /// Waits until the event <paramref name="eventId"/> was answered 2xx (or fails after <paramref name="timeout"/>).
     /// As a sentinel: sent after an event that must not arrive, from the same customer (so it travels behind it),
     /// its arrival proves that the other one would have arrived by now.
