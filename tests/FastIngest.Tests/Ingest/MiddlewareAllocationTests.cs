@@ -14,6 +14,7 @@ namespace FastIngest.Tests.Ingest;
 /// built before measuring, as Kestrel pools its own; what is measured is every byte the process allocates while the
 /// requests run, on every thread (the commit thread resumes them), divided by the requests.
 /// </summary>
+[Collection(nameof(RunsAlone))]
 public sealed class MiddlewareAllocationTests : IAsyncDisposable
 {
     private readonly TempDir _dir = new();

@@ -13,6 +13,7 @@ namespace FastIngest.Tests.Ingest;
 /// events is linear (or quarantined past MaxEventsPerPayload), and a request waiting out log backpressure is not
 /// parsed again and again. Real server on loopback, raw sockets for the clients HttpClient will not be.
 /// </summary>
+[Collection(nameof(RunsAlone))]
 public sealed class ResourceLimitTests : BotTest
 {
 

@@ -1,0 +1,9 @@
+namespace FastIngest.Tests.Support;
+
+/// <summary>
+/// Tests that must not share the machine with the rest of the suite: they freeze the process-wide storage I/O
+/// thread (a frozen disk stalls every engine in the test process), fill memory on purpose, or measure allocations.
+/// xunit runs this collection on its own, after the parallel ones.
+/// </summary>
+[CollectionDefinition(nameof(RunsAlone), DisableParallelization = true)]
+public sealed class RunsAlone;
