@@ -11,6 +11,7 @@ namespace FastIngest.Tests.Outbound;
 /// The send tier against the real server, a real bot and a fake Graph API on loopback: queue and lifecycle,
 /// idempotency, the 24-hour window, rates, fairness, Meta's error classes, restarts and the holding message.
 /// </summary>
+[Collection(nameof(RunsAlone))] // its rate checks read the fake Graph API's wall-clock arrival times (the buckets are System.Threading.RateLimiting's, on real timers)
 public sealed class OutboundTests : IAsyncLifetime
 {
     internal const string Secret = "app-secret";
