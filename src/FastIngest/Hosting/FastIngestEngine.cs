@@ -40,6 +40,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private long _dataDirBytes;
     private int _stopped;
     private long _shutdownRequestedTicks;
+    private readonly DataDirLock _dirLock;
 
     /// <summary>Opens and recovers everything (synchronously: the server must not take requests before this is done).</summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
@@ -64,6 +65,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         var dataDir = Path.GetFullPath(options.DataDir);
         Directory.CreateDirectory(dataDir);
         DataDir = dataDir;
+        // Before anything in the directory is opened: a second process on the same data would corrupt it.
+        _dirLock = DataDirLock.Acquire(dataDir);
         var boot = BootCounter.Next(dataDir);
         var maxRecord = options.MaxBodyBytes + 64 * 1024;
         _quarantine = new EventLog(Path.Combine(dataDir, "quarantine"), "quarantine", maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.Quarantine"));
@@ -483,6 +486,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _http.Dispose();
         _stop.Dispose();
         Tenants.Dispose();
+        _dirLock.Dispose();
     }
 }
 

@@ -22,6 +22,8 @@ public sealed class DedupeCrashLoopTests : BotTest
         Directory.CreateDirectory(to);
         foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
         {
+            if (Path.GetFileName(file) == "lock")
+                continue; // the live process's DataDirLock (empty; the kernel drops a dead process's lock)
             try
             {
                 File.Copy(file, file.Replace(from, to, StringComparison.Ordinal));
