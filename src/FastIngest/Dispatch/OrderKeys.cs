@@ -39,9 +39,7 @@ internal static class OrderKeys
     {
         if (bytes.IsEmpty)
             return 0;
-        var hash = 14695981039346656037ul;
-        foreach (var b in bytes)
-            hash = (hash ^ b) * 1099511628211ul;
+        var hash = Internal.Fnv1a.Hash64(bytes);
         return hash == 0 ? 1 : hash;
     }
 

@@ -234,7 +234,7 @@ public static class WebhookParser
                 ref readonly var waId = ref events.ContactAt(i).WaId;
                 if (waId.Kind != JsonSegmentKind.String)
                     continue; // absent or escaped: found by the linear scan below
-                var slot = (int)(HashOf(waId.RawValue(body)) & (uint)mask);
+                var slot = (int)(Internal.Fnv1a.Hash32(waId.RawValue(body)) & (uint)mask);
                 while (table[slot] >= 0)
                     slot = (slot + 1) & mask;
                 table[slot] = i;
@@ -279,7 +279,7 @@ public static class WebhookParser
             return -1;
         if (table is not null && who.Kind == JsonSegmentKind.String)
         {
-            var slot = (int)(HashOf(who.RawValue(body)) & (uint)mask);
+            var slot = (int)(Internal.Fnv1a.Hash32(who.RawValue(body)) & (uint)mask);
             for (; table[slot] >= 0; slot = (slot + 1) & mask)
             {
                 if (JsonSegment.ValuesEqual(body, in who, in events.ContactAt(table[slot]).WaId))
@@ -296,13 +296,6 @@ public static class WebhookParser
         return -1;
     }
 
-    private static uint HashOf(ReadOnlySpan<byte> bytes)
-    {
-        var hash = 2166136261u;
-        foreach (var b in bytes)
-            hash = (hash ^ b) * 16777619u;
-        return hash;
-    }
 
     private static void ParseValue(ref Utf8JsonReader reader, EventBuffer events, ref ChangeParts parts)
     {

@@ -85,9 +85,6 @@ public sealed class BootTails
         Span<byte> rest = stackalloc byte[12];
         record[..4].CopyTo(rest);
         record[8..16].CopyTo(rest[4..]);
-        var hash = 2166136261u;
-        foreach (var b in rest)
-            hash = (hash ^ b) * 16777619u;
-        return hash;
+        return Internal.Fnv1a.Hash32(rest);
     }
 }
