@@ -11,6 +11,7 @@ namespace FastIngest.Server;
 /// fastingest deadletters|quarantine show    ID
 /// fastingest deadletters|quarantine replay  [--tenant T | --id ID]     (no filter: all)
 /// fastingest deadletters|quarantine discard ID
+/// fastingest damage list|clear                                     (damage start-up found; clear once handled)
 ///   --url URL      the server (default http://localhost:5000, or FASTINGEST_URL)
 ///   --token TOKEN  FastIngest:AdminToken (default: FASTINGEST_ADMIN_TOKEN)
 /// </code>
@@ -25,7 +26,10 @@ public static class AdminCli
     /// <summary>The first argument that selects the quarantine command line.</summary>
     public const string QuarantineCommand = "quarantine";
 
-    private const string Usage = "usage: fastingest deadletters|quarantine list [--tenant T] | show ID | replay [--tenant T | --id ID] | discard ID  [--url URL] [--token TOKEN]";
+    /// <summary>The first argument that selects the damage report: <c>fastingest damage list|clear</c>.</summary>
+    public const string DamageCommand = "damage";
+
+    private const string Usage = "usage: fastingest deadletters|quarantine list [--tenant T] | show ID | replay [--tenant T | --id ID] | discard ID; fastingest damage list | clear  [--url URL] [--token TOKEN]";
 
     /// <summary>Runs one dead-letter command; writes the JSON answer to <paramref name="output"/>.</summary>
     public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error) => RunAsync(Command, args, output, error);
@@ -71,6 +75,11 @@ public static class AdminCli
             case "list" when positional.Count == 1:
                 (method, path) = (HttpMethod.Get, $"/admin/{resource}" + query);
                 break;
+            case "clear" when positional.Count == 1 && resource == DamageCommand:
+                (method, path) = (HttpMethod.Post, "/admin/damage/clear");
+                break;
+            case not "list" when resource == DamageCommand:
+                return Fail(error, "damage takes list or clear");
             case "show" when positional.Count == 2 && IsId(positional[1]):
                 (method, path) = (HttpMethod.Get, $"/admin/{resource}/" + positional[1]);
                 break;

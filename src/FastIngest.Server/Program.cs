@@ -73,7 +73,7 @@ public static class FastIngestServer
     public static int Main(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        if (args.Length > 0 && args[0] is AdminCli.Command or AdminCli.QuarantineCommand)
+        if (args.Length > 0 && args[0] is AdminCli.Command or AdminCli.QuarantineCommand or AdminCli.DamageCommand)
             return AdminCli.RunAsync(args[0], args[1..], Console.Out, Console.Error).GetAwaiter().GetResult();
         WebApplication app;
         try
@@ -90,7 +90,22 @@ public static class FastIngestServer
             Console.Error.WriteLine($"fastingest: configuration error: {inner.Message}");
             return 2;
         }
-        app.Run();
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Never a stack trace: one line with what failed (the storage errors name their file).
+            var inner = ex is InvalidOperationException { InnerException: { } i } ? i : ex;
+            Console.Error.WriteLine($"fastingest: start-up failed: {inner.GetType().Name}: {inner.Message.Split('\n', 2)[0].Trim()}");
+            return 3;
+        }
+        try
+        {
+            app.Run();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"fastingest: start-up failed: {ex.GetType().Name}: {ex.Message.Split('\n', 2)[0].Trim()}");
+            return 3;
+        }
         return 0;
     }
 }

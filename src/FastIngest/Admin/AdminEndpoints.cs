@@ -25,6 +25,9 @@ namespace FastIngest.Admin;
 /// <c>GET /admin/quarantine/{id}</c> adds <c>"payloadBase64"</c> and, when it is UTF-8, <c>"payloadText"</c>;
 /// <c>POST /admin/quarantine/replay[?tenant=T | ?id=N]</c> runs them through today's parser, <c>{"replayed","unparseable"}</c>;
 /// <c>DELETE /admin/quarantine/{id}</c> discards one.</item>
+/// <item><c>GET /admin/damage</c>: damage start-up found and handled (a log range cut out, a store started empty),
+/// <c>{"count","items":[{"id","store","foundAt","detail"}]}</c>; each open entry fails <c>/readyz</c>, across restarts;
+/// <c>POST /admin/damage/clear</c> clears them all once handled, <c>{"cleared":n}</c>.</item>
 /// <item><c>GET /v1/messages/{wamid}[?tenant=T]</c>: the message's delivery state from the status webhooks received,
 /// <c>{"tenant","wamid","status","timestamp","changes","history":[{"status","timestamp","receivedAt","stale"}...]}</c>
 /// (<c>timestamp</c> is Meta's, Unix seconds; history oldest first, the last 6); 404 if no status of it is known.
@@ -40,6 +43,29 @@ public static class AdminEndpoints
         ArgumentNullException.ThrowIfNull(engine);
         var token = string.IsNullOrEmpty(adminToken) ? null : Encoding.UTF8.GetBytes("Bearer " + adminToken);
         var queue = engine.DeadLetters;
+
+        endpoints.MapMethods("/admin/damage", ["GET"], Guard(token, context => Json(context, 200, w =>
+        {
+            var open = engine.Damage.Open;
+            w.WriteNumber("count", open.Count);
+            w.WriteStartArray("items");
+            foreach (var d in open)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("id", d.Id);
+                w.WriteString("store", d.Store);
+                w.WriteString("foundAt", d.FoundAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+                w.WriteString("detail", d.Detail);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        })));
+
+        endpoints.MapMethods("/admin/damage/clear", ["POST"], Guard(token, context =>
+        {
+            var cleared = engine.Damage.Clear();
+            return Json(context, 200, w => w.WriteNumber("cleared", cleared));
+        }));
 
         endpoints.MapMethods("/admin/deadletters", ["GET"], Guard(token, context => List(context, queue.List(TenantFilter(context)), WriteEntry)));
 

@@ -17,6 +17,9 @@ namespace FastIngest.Dispatch;
 public sealed class DeadLetterQueue : IDisposable
 {
     private readonly EventLog _log;
+
+    /// <summary>The log the entries live in (<c>DataDir/deadletter/</c>).</summary>
+    internal EventLog Log => _log;
     private readonly TimeProvider _time;
     private readonly SortedDictionary<long, DeadLetter> _open = [];
 

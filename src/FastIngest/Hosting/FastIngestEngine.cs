@@ -68,20 +68,34 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         // Before anything in the directory is opened: a second process on the same data would corrupt it.
         _dirLock = DataDirLock.Acquire(dataDir);
         var boot = BootCounter.Next(dataDir);
+        Damage = new DamageReport(dataDir);
         var maxRecord = options.MaxBodyBytes + 64 * 1024;
         _quarantine = new EventLog(Path.Combine(dataDir, "quarantine"), "quarantine", maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.Quarantine"));
+        ReportDamage("quarantine", _quarantine, "quarantined payloads in it are lost");
         _log = new EventLog(Path.Combine(dataDir, "events"), "events", maxRecord, Math.Max(options.Storage.LogMemoryBytes, 4L * maxRecord), loggerFactory.CreateLogger("FastIngest.EventLog"));
+        ReportDamage("events", _log, "acknowledged events in it are lost unless Meta sends them again (they are accepted as new), and acks in it are lost (those events are delivered again)");
         _deadLetters = new DeadLetterQueue(Path.Combine(dataDir, "deadletter"), maxRecord, Math.Max(options.Storage.LogMemoryBytes / 4, 4L * maxRecord), _time, loggerFactory.CreateLogger("FastIngest.DeadLetter"));
-        _dedupe = new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"), options.DedupeTtl, _time);
+        ReportDamage("deadletter", _deadLetters.Log, "dead letters in it are lost");
+        _dedupe = StoreRecovery.OpenOrReset(Path.Combine(dataDir, "dedupe"), "dedupe", () => new DedupeStore(Path.Combine(dataDir, "dedupe"), options.Storage.DedupeIndexBytes, options.Storage.DedupeMemoryBytes, loggerFactory.CreateLogger("FastIngest.Dedupe"), options.DedupeTtl, _time), Damage, _time, _logger,
+            "rebuilt from the event log; an event delivered before that Meta sends again may be delivered twice until DedupeTtl has passed");
 
-        _states = new DeliveryStateStore(Path.Combine(dataDir, "state"), options.Storage.StateIndexBytes, options.Storage.StateMemoryBytes, options.DeliveryStateTtl, _time, loggerFactory.CreateLogger("FastIngest.DeliveryState"));
+        _states = StoreRecovery.OpenOrReset(Path.Combine(dataDir, "state"), "state", () => new DeliveryStateStore(Path.Combine(dataDir, "state"), options.Storage.StateIndexBytes, options.Storage.StateMemoryBytes, options.DeliveryStateTtl, _time, loggerFactory.CreateLogger("FastIngest.DeliveryState")), Damage, _time, _logger,
+            "rebuilt from the statuses still in the event log; older messages' states are unknown (GET /v1/messages answers 404 for them)");
 
         Quarantine = new QuarantineLog(_quarantine);
-        var recoveredTail = _log.CommittedUntilAddress;
+        var recoveredTail = _log.RecoveredTail;
+        // Every record an earlier boot appended below this is readable: marks of records past it are void.
+        var intact = _log.IntactUntil;
         // Durable before any request: which earlier marks are real depends on what each boot got committed.
-        var bootTails = BootTails.Record(dataDir, boot, recoveredTail);
-        _dedupe.ClampReplayFrom(recoveredTail);
-        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, recoveredTail, _time, loggerFactory.CreateLogger("FastIngest.Ingest"), options.MaxEventsPerPayload, bootTails);
+        var bootTails = BootTails.Record(dataDir, boot, intact);
+        if (_log.Damage.Count == 0 && bootTails.HighestBefore(boot) is var earlier && earlier > recoveredTail)
+        {
+            var detail = $"the event log ends at {recoveredTail} but an earlier start recovered it up to {earlier}: {earlier - recoveredTail} bytes of it are gone (the directory was deleted, replaced or truncated); acknowledged events in them are lost unless Meta sends them again (they are accepted as new)";
+            Damage.Add("events", detail, _time.GetUtcNow());
+            EngineLog.DamageFound(_logger, "events", detail);
+        }
+        _dedupe.ClampReplayFrom(intact);
+        Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, intact, _time, loggerFactory.CreateLogger("FastIngest.Ingest"), options.MaxEventsPerPayload, bootTails);
         BodyBudget = new BodyBudget(options.MaxInFlightBodyBytes);
 
         var acked = new AckSet();
@@ -95,7 +109,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         })
         { Timeout = Timeout.InfiniteTimeSpan };
 
-        Outbound = new Outbound.OutboundService(options, Tenants, _log, _states, _http, dataDir, _time, loggerFactory);
+        Outbound = new Outbound.OutboundService(options, Tenants, _log, _states, _http, dataDir, _time, loggerFactory, Damage);
+        ReportDamage("outbound", Outbound.Book.Log, "sends recorded in it are lost (their state is unknown; a bot that retries with the same idempotency key sends again)");
 
         // One breaker per destination: tenants forwarding to the same bot URL share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
@@ -117,8 +132,22 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
 
         _dataDirBytes = MeasureDataDir();
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time);
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time, Damage);
         _log.CommitLatency = Metrics.CommitLatency;
+    }
+
+    /// <summary>Damage that start-up found and handled, open until an operator clears it (each entry fails <c>/readyz</c>).</summary>
+    public DamageReport Damage { get; }
+
+    private void ReportDamage(string store, EventLog log, string consequence)
+    {
+        foreach (var d in log.Damage)
+        {
+            var detail = d.From >= log.RecoveredTail
+                ? $"{store} log: [{d.From}, {d.Until}) ({d.Bytes} bytes) is missing: {d.Error}; {consequence}"
+                : $"{store} log: [{d.From}, {d.Until}) ({d.Bytes} bytes) did not verify and was cut out: {d.Error}; {consequence}";
+            Damage.Add(store, detail, _time.GetUtcNow());
+        }
     }
 
     /// <summary>The send tier (<c>POST /graph/{version}/{phone_number_id}/messages</c>).</summary>
@@ -146,6 +175,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     public IReadOnlyList<string> NotReadyReasons()
     {
         var reasons = new List<string>();
+        foreach (var d in Damage.Open)
+            reasons.Add($"damage found at start-up (#{d.Id}, {d.FoundAt:u}): {d.Detail}; clear with POST /admin/damage/clear once handled");
         if (_log.Failure is { } failure)
             reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
         if (OverDiskQuota)
@@ -506,6 +537,9 @@ internal static partial class EngineLog
 
     [LoggerMessage(4006, LogLevel.Information, "Tenant {Tenant}: inbound messages again (or outside active hours)")]
     public static partial void InboundResumed(ILogger logger, string tenant);
+
+    [LoggerMessage(4007, LogLevel.Critical, "Damage found in {Store}: {Detail}. /readyz fails until an operator clears it (POST /admin/damage/clear)")]
+    public static partial void DamageFound(ILogger logger, string store, string detail);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

@@ -15,6 +15,9 @@ namespace FastIngest.Outbound;
 public sealed class OutboundBook : IDisposable
 {
     private readonly EventLog _log;
+
+    /// <summary>The log the sends live in (<c>DataDir/outbound/</c>).</summary>
+    internal EventLog Log => _log;
     private readonly object _gate = new();
     private readonly SortedDictionary<long, OutboundMessage> _byAddress = [];
     private readonly Dictionary<(string Tenant, string Key), OutboundMessage> _byKey = [];

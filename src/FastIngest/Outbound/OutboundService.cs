@@ -49,7 +49,7 @@ public sealed class OutboundService : IAsyncDisposable
 
     /// <summary>Opens the book and the window store under <paramref name="dataDir"/> and builds a lane per tenant with phone numbers.</summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
-    public OutboundService(FastIngestOptions options, TenantRegistry tenants, EventLog events, DeliveryStateStore states, HttpClient http, string dataDir, TimeProvider time, ILoggerFactory loggerFactory)
+    public OutboundService(FastIngestOptions options, TenantRegistry tenants, EventLog events, DeliveryStateStore states, HttpClient http, string dataDir, TimeProvider time, ILoggerFactory loggerFactory, Storage.DamageReport? damage = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(tenants);
@@ -62,7 +62,10 @@ public sealed class OutboundService : IAsyncDisposable
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         Book = new OutboundBook(Path.Combine(dataDir, "outbound"), _options.MaxBodyBytes + 4096, Math.Max(options.Storage.LogMemoryBytes / 4, 1L << 20),
             now - (long)_options.Retention.TotalMilliseconds, loggerFactory.CreateLogger("FastIngest.Outbound.Log"));
-        Windows = new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window"));
+        Windows = damage is null
+            ? new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window"))
+            : StoreRecovery.OpenOrReset(Path.Combine(dataDir, "window"), "window", () => new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window")), damage, time, _logger,
+                "rebuilt from the inbound messages still in the event log; a customer whose last message is older is outside the 24-hour window until they write again (free-form sends get refused_by_policy)");
         var lanes = new List<OutboundLane>();
         foreach (var tenant in tenants.All)
         {

@@ -7,7 +7,7 @@ namespace FastIngest.Storage;
 /// record per boot, <c>[boot i32][FNV-1a 32 of the boot and tail u32][tail i64]</c>, little-endian, appended and fsynced (file and
 /// directory) before the boot takes any request. It says which dedupe marks of earlier boots are real: a mark that
 /// boot b made for a record at address A counts only if A is below the tail that the next recorded boot recovered,
-/// which is everything boot b got committed. A mark a checkpoint saved for a record that never reached disk stays
+/// which is everything boot b got committed (the lowest tail of any later boot, when a later one found the log damaged). A mark a checkpoint saved for a record that never reached disk stays
 /// void whatever later boots write at that address.
 /// </summary>
 public sealed class BootTails
@@ -16,10 +16,16 @@ public sealed class BootTails
     private readonly int[] _boots;
     private readonly long[] _tails;
 
+    private readonly long[] _lowestFrom;
+
     private BootTails(int[] boots, long[] tails)
     {
         _boots = boots;
         _tails = tails;
+        // _lowestFrom[i]: the lowest tail of boots i and later (the hot path's lookup is one binary search).
+        _lowestFrom = new long[tails.Length];
+        for (var i = tails.Length - 1; i >= 0; i--)
+            _lowestFrom[i] = i == tails.Length - 1 ? tails[i] : Math.Min(tails[i], _lowestFrom[i + 1]);
     }
 
     /// <summary>Boots recorded, this one included.</summary>
@@ -73,11 +79,25 @@ public sealed class BootTails
     /// recovered tail of the first recorded boot after it. For a boot the table does not reach past (only the current
     /// one, or boots from before the table existed), the newest recorded tail.
     /// </summary>
+    /// <remarks>
+    /// Tails only grow, except where a later boot found the log damaged or shorter (it records where the intact log
+    /// ended): so the bound is the lowest tail recorded by any boot after <paramref name="boot"/>, and a mark for a
+    /// record that damage later took away is void, which lets Meta's resend of that event in again.
+    /// </remarks>
     public long CommittedBy(int boot)
     {
         var i = Array.BinarySearch(_boots, boot);
         var next = i >= 0 ? i + 1 : ~i;
-        return next < _tails.Length ? _tails[next] : _tails[^1];
+        return next < _tails.Length ? _lowestFrom[next] : _tails[^1];
+    }
+
+    /// <summary>The highest tail recovered by a boot before <paramref name="boot"/> (0 if none): how far the log is known to have reached.</summary>
+    public long HighestBefore(int boot)
+    {
+        long max = 0;
+        for (var j = 0; j < _boots.Length && _boots[j] < boot; j++)
+            max = Math.Max(max, _tails[j]);
+        return max;
     }
 
     private static uint Crc(ReadOnlySpan<byte> record)

@@ -25,6 +25,7 @@ public sealed class DedupeStore : IDisposable
     private readonly object[] _stripes;
     private readonly Stack<DedupeSession> _sessions = new();
     private readonly string _replayFromPath;
+    private readonly string _directory;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private readonly LogAgeMap? _ageMap;
@@ -45,12 +46,24 @@ public sealed class DedupeStore : IDisposable
         _logger = logger;
         _time = time ?? TimeProvider.System;
         Directory.CreateDirectory(directory);
+        _directory = directory;
         _replayFromPath = Path.Combine(directory, "replay-from");
         // Our device, not FASTER's managed one: a key that has left memory is read while the request holds its
         // stripe lock, and that read must not wait in the thread pool's queue behind the requests it is blocking.
         _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
         _settings = KvSettings.Create<DedupeEntry>(directory, _device, indexBytes, memoryBytes);
-        _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
+        try
+        {
+            _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
+            KvCheckpoints.Recover(_kv, directory);
+        }
+        catch
+        {
+            _kv?.Dispose();
+            _settings.Dispose();
+            _device.Dispose();
+            throw;
+        }
         _stripes = new object[StripeCount];
         for (var i = 0; i < _stripes.Length; i++)
             _stripes[i] = new object();
@@ -150,6 +163,7 @@ public sealed class DedupeStore : IDisposable
                 throw new InvalidOperationException("FASTER refused the checkpoint (another one in progress)");
             // A fold-over checkpoint made the whole log read-only: everything below was last written before now.
             _ageMap?.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
+            KvCheckpoints.MarkTaken(_directory);
             AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
             ReplayFrom = replayFrom;
             StorageLog.CheckpointTaken(_logger, replayFrom);

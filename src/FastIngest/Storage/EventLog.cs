@@ -10,7 +10,7 @@ namespace FastIngest.Storage;
 /// </summary>
 public sealed class EventLog : IDisposable
 {
-    private readonly FasterLog _log;
+    private readonly FasterLog _log = null!;
     private readonly SyncFileDevice _device;
     private readonly CommitWaiters _waiters;
     private readonly ManualResetEventSlim _deviceProgress = new(false);
@@ -35,27 +35,241 @@ public sealed class EventLog : IDisposable
         Directory.CreateDirectory(directory);
         var pageBits = Math.Max(22, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)(maxRecordBytes + 4096)));
         var memoryBits = Math.Max(pageBits + 2, 64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)Math.Max(memoryBytes, 1) - 1));
+        _directory = directory;
+        _pageBits = pageBits;
+        _segmentBits = Math.Max(pageBits, 28);
+        Checksummed = LogFormat.PerEntryChecksums(directory);
         // Write-through: the group commit is one O_DIRECT | O_DSYNC pwrite, no page-cache copy and no fsync.
         _device = new SyncFileDevice(Path.Combine(directory, "log"), writeThrough: true);
-        _log = new FasterLog(new FasterLogSettings
+        try
+        {
+            _log = OpenLog(directory, pageBits, memoryBits);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _device.Dispose();
+            throw new IOException($"{Path.Combine(directory, "log")}: the {name} log cannot be recovered ({ex.Message}); restore the directory from a backup or move it aside to start this log empty", ex);
+        }
+        MaxRecordBytes = (1 << pageBits) - 64;
+        _holes = LogHoles.Load(directory, _log.BeginAddress);
+        RecoveredTail = _log.CommittedUntilAddress;
+        Damage = Verify();
+        if (Damage.Count > 0)
+        {
+            _holes.AddRange(Damage.Where(d => d.Until <= RecoveredTail && d.From < RecoveredTail));
+            _holes.Sort((a, b) => a.From.CompareTo(b.From));
+            LogHoles.Save(directory, _holes);
+            foreach (var d in Damage)
+                StorageLog.LogDamaged(_logger, _name, d.From, d.Until, d.Bytes, d.Error);
+        }
+        _durableUntil = _log.CommittedUntilAddress;
+        _waiters = new CommitWaiters(() => Volatile.Read(ref _durableUntil));
+        _device.BatchCompleted = _deviceProgress.Set;
+        _commitThread = new Thread(CommitLoop) { IsBackground = true, Name = $"fastingest-commit-{name}" };
+        _commitThread.Start();
+    }
+
+    private FasterLog OpenLog(string directory, int pageBits, int memoryBits) =>
+        new(new FasterLogSettings
         {
             LogDevice = _device,
             PageSizeBits = pageBits,
             MemorySizeBits = memoryBits,
-            SegmentSizeBits = Math.Max(pageBits, 28),
+            SegmentSizeBits = _segmentBits,
             // Commit metadata files on our device too, so that no FASTER write waits in the thread pool.
             LogCommitManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "commits")), removeOutdated: true),
             FastCommitMode = true,
             RemoveOutdatedCommits = true,
             TryRecoverLatest = true,
             AutoRefreshSafeTailAddress = false,
+            // Every record carries a checksum that recovery (Verify) and every scan check (new logs only: see LogFormat).
+            LogChecksum = Checksummed ? LogChecksumType.PerEntry : LogChecksumType.None,
         });
-        MaxRecordBytes = (1 << pageBits) - 64;
-        _durableUntil = _log.CommittedUntilAddress;
-        _waiters = new CommitWaiters(() => Volatile.Read(ref _durableUntil));
-        _device.BatchCompleted = _deviceProgress.Set;
-        _commitThread = new Thread(CommitLoop) { IsBackground = true, Name = $"fastingest-commit-{name}" };
-        _commitThread.Start();
+
+    private readonly string _directory;
+    private readonly int _pageBits;
+    private readonly int _segmentBits;
+    private readonly List<LogDamage> _holes;
+
+    /// <summary>Whether this log's records carry FASTER's per-entry checksum (every log created since they were introduced).</summary>
+    public bool Checksummed { get; }
+
+    /// <summary>The tail recovered at open: every record below it was committed by an earlier process.</summary>
+    public long RecoveredTail { get; }
+
+    /// <summary>
+    /// What recovery found damaged at this open (empty when the log verified): each range was cut out of the log
+    /// (readers skip it, durably) and logged as an error. A range at or past <see cref="RecoveredTail"/> is data the
+    /// log held when it was last closed and no longer has (a truncated or missing file).
+    /// </summary>
+    public IReadOnlyList<LogDamage> Damage { get; }
+
+    /// <summary>Every range cut out of the log and not yet truncated away (this open's and earlier ones').</summary>
+    public IReadOnlyList<LogDamage> Holes => _holes;
+
+    /// <summary>
+    /// The lowest address where this open found damage, or <see cref="RecoveredTail"/>: every record an earlier
+    /// process appended below it is readable.
+    /// </summary>
+    public long IntactUntil => Damage.Count == 0 ? RecoveredTail : Math.Min(RecoveredTail, Damage.Min(d => d.From));
+
+    /// <summary>At most this many unreadable positions are stepped over while looking for the next good record after damage.</summary>
+    private const int MaxResyncSteps = 50_000;
+
+    /// <summary>Bytes of commit records (FASTER's, about 70 each) that may sit unseen before a page's padding.</summary>
+    private const int CommitRecordsAllowance = 512;
+
+    /// <summary>
+    /// Reads every record from the begin to the recovered tail, as FASTER verifies them (checksum, length, page
+    /// layout), and returns the ranges that did not verify. After a bad record it looks for the next one that
+    /// verifies (FASTER's scan steps forward past it), so only the damaged records are cut out. Also checks that the
+    /// log reaches as far as it did when it was last closed (file <c>closed</c>), and that every gap before a page
+    /// boundary is padding that a record too large for the rest of the page left, not lost records.
+    /// </summary>
+    private List<LogDamage> Verify()
+    {
+        var damage = new List<LogDamage>();
+        var tail = RecoveredTail;
+        var pageSize = 1L << _pageBits;
+        var from = Skip(_log.BeginAddress);
+        long prevNext = from;
+        long badFrom = -1;
+        string? badError = null;
+        var steps = 0;
+        var inMemoryFrom = Math.Max(_log.BeginAddress, tail & ~(pageSize - 1));
+        using var tailPage = new OnDiskHeaders(Path.Combine(_directory, "log"), _segmentBits);
+        var iter = _log.Scan(from, tail);
+        try
+        {
+            while (true)
+            {
+                var at = Skip(iter.NextAddress);
+                if (at != iter.NextAddress)
+                {
+                    iter.Dispose();
+                    iter = _log.Scan(at, tail);
+                    prevNext = at;
+                }
+                bool more;
+                long address = 0, next = 0;
+                int length = 0;
+                try
+                {
+                    more = iter.GetNext(System.Buffers.MemoryPool<byte>.Shared, out var owner, out length, out address, out next);
+                    using (owner)
+                    {
+                        // FASTER checks checksums only of records it reads from disk; recovery loaded the tail page
+                        // into memory, so its records are checked here against the header on disk.
+                        if (more && Checksummed && address >= inMemoryFrom && !tailPage.Verify(address, owner!.Memory.Span[..length]))
+                            throw new FasterException($"Invalid checksum found during verification at address {address}");
+                    }
+                }
+                catch (FasterException ex)
+                {
+                    if (badFrom < 0)
+                    {
+                        badFrom = prevNext;
+                        badError = ex.Message;
+                    }
+                    if (++steps > MaxResyncSteps)
+                        break;
+                    continue;
+                }
+                if (!more)
+                    break;
+                if (badFrom >= 0)
+                {
+                    damage.Add(new LogDamage(badFrom, address, badError!));
+                    badFrom = -1;
+                }
+                else if (address >> _pageBits != prevNext >> _pageBits && address > prevNext && !IsPadding(prevNext, address, length))
+                {
+                    damage.Add(new LogDamage(prevNext, address, "zeros where records should be (a page lost or not written)"));
+                }
+                prevNext = next;
+            }
+            if (badFrom >= 0)
+                damage.Add(new LogDamage(badFrom, tail, badError!));
+            else if (iter.NextAddress > tail && prevNext < tail)
+                damage.Add(new LogDamage(prevNext, tail, "zeros where records should be (the log file is shorter than what was committed, or missing)"));
+        }
+        finally
+        {
+            iter.Dispose();
+        }
+        if (ReadClosedAt() is { } closedAt && closedAt > tail)
+        {
+            damage.Add(new LogDamage(tail, closedAt, $"the log ends at {tail} but reached {closedAt} when it was last closed (the log file was truncated or deleted)"));
+            WriteClosedAt(tail); // reported once: the next open starts from what this one found
+        }
+        return damage;
+
+        // Padding is what a record that did not fit left at the end of a page: less than that record (the first on
+        // the next page: the one at the page start, or a commit record before it), after any commit records that did
+        // fit (scans do not return commit records, so their bytes are allowed for: at most CommitRecordsAllowance).
+        bool IsPadding(long gapStart, long recordAt, int recordLength)
+        {
+            var pageStart = recordAt & ~(pageSize - 1);
+            if (gapStart >> _pageBits != (pageStart >> _pageBits) - 1 && gapStart != pageStart)
+                return false; // a whole page or more is missing
+            var padding = pageStart - gapStart;
+            var firstRecord = recordAt == pageStart ? (Checksummed ? 12 : 4) + ((recordLength + 3) & ~3) : recordAt - pageStart;
+            return padding < firstRecord + CommitRecordsAllowance;
+        }
+    }
+
+    /// <summary>Reads records' 8-byte checksums from the segment files (FASTER's per-entry header: checksum, then length).</summary>
+    private sealed class OnDiskHeaders(string baseName, int segmentBits) : IDisposable
+    {
+        private readonly Dictionary<long, Microsoft.Win32.SafeHandles.SafeFileHandle?> _files = [];
+
+        public unsafe bool Verify(long address, ReadOnlySpan<byte> payload)
+        {
+            var segment = address >> segmentBits;
+            if (!_files.TryGetValue(segment, out var file))
+            {
+                var path = $"{baseName}.{segment}";
+                file = File.Exists(path) ? File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete) : null;
+                _files[segment] = file;
+            }
+            Span<byte> header = stackalloc byte[12];
+            if (file is null || RandomAccess.Read(file, header, address & ((1L << segmentBits) - 1)) < 12)
+                return false;
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(payload.Length + 4);
+            try
+            {
+                header[8..12].CopyTo(buffer);
+                payload.CopyTo(buffer.AsSpan(4));
+                fixed (byte* p = buffer)
+                    return Utility.XorBytes(p, payload.Length + 4) == System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(header);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        public void Dispose()
+        {
+            foreach (var f in _files.Values)
+                f?.Dispose();
+        }
+    }
+
+    private long Skip(long address)
+    {
+        foreach (var hole in _holes)
+        {
+            if (address >= hole.From && address < hole.Until)
+                address = hole.Until;
+        }
+        return address;
+    }
+
+    private long? ReadClosedAt()
+    {
+        var text = AtomicFile.Read(Path.Combine(_directory, "closed"));
+        return text is not null && long.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : null;
     }
 
     private long _commits;
@@ -182,7 +396,7 @@ public sealed class EventLog : IDisposable
     /// flush callback (usually microseconds): a scan started right after a commit first waits (up to 2 s) for it to
     /// catch up, so records a waiter was already told are durable are also visible.
     /// </remarks>
-    public FasterLogScanIterator Scan(long from, long until = long.MaxValue)
+    public LogScan Scan(long from, long until = long.MaxValue)
     {
         var target = Math.Min(until, Volatile.Read(ref _durableUntil));
         if (_log.CommittedUntilAddress < target)
@@ -192,7 +406,7 @@ public sealed class EventLog : IDisposable
             while (_log.CommittedUntilAddress < target && Environment.TickCount64 < deadline)
                 spin.SpinOnce();
         }
-        return _log.Scan(from, until);
+        return new LogScan(_log, _holes, from, until);
     }
 
     private void CommitLoop()
@@ -272,6 +486,19 @@ public sealed class EventLog : IDisposable
         }
     }
 
+    /// <summary>Records how far the log reached at a clean close (file <c>closed</c>), which the next open checks.</summary>
+    private void WriteClosedAt(long? at = null)
+    {
+        try
+        {
+            AtomicFile.Write(Path.Combine(_directory, "closed"), (at ?? _log.CommittedUntilAddress).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            StorageLog.FinalCommitFailed(_logger, ex, _name);
+        }
+    }
+
     private static void ThrowRecordTooLarge(int length)
         => throw new InvalidOperationException($"record of {length} bytes exceeds the log's page size");
 
@@ -292,6 +519,8 @@ public sealed class EventLog : IDisposable
         {
             StorageLog.FinalCommitFailed(_logger, ex, _name);
         }
+        if (_failure is null)
+            WriteClosedAt();
         _stopping = true;
         _commitsReleased.Set();
         _commitRequested.Set();

@@ -9,8 +9,8 @@ internal static class KvSettings
     /// Settings for a store in <paramref name="directory"/> on <paramref name="device"/>: a hash index of
     /// <paramref name="indexBytes"/> (power of two), <paramref name="memoryBytes"/> of log in memory in 16 pages
     /// (64 KB to 32 MB each, all allocated up front), segments of a quarter of that (at most 64 MB) so that cutting the
-    /// head gives disk back in small steps, checkpoints under <c>checkpoints/</c> (outdated ones removed), and the latest
-    /// checkpoint recovered on open.
+    /// head gives disk back in small steps, checkpoints under <c>checkpoints/</c> (outdated ones removed); the caller
+    /// recovers with <see cref="KvCheckpoints.Recover"/>.
     /// </summary>
     public static FasterKVSettings<DedupeKey, TValue> Create<TValue>(string directory, IDevice device, long indexBytes, long memoryBytes)
         where TValue : new()
@@ -25,11 +25,45 @@ internal static class KvSettings
             PageSize = pageBytes,
             SegmentSize = Math.Clamp(memoryBytes / 4, pageBytes, 1L << 26),
             EqualityComparer = DedupeKeyComparer.Instance,
-            TryRecoverLatest = true,
+            // Not FASTER's own try: it swallows a failed recovery and starts empty, silently (KvCheckpoints.Recover).
+            TryRecoverLatest = false,
             RemoveOutdatedCheckpoints = true,
             // All in-memory pages up front: memory is flat from the start and inserts never allocate a page.
             PreallocateLog = true,
         };
+    }
+}
+
+/// <summary>
+/// Recovery of FastIngest's FASTER KV stores that never starts empty silently: the file <c>checkpointed</c> in the
+/// store's directory says a checkpoint was completed once; from then on the latest checkpoint must recover, and its
+/// failure is an exception naming the directory (the caller moves the store aside, see <c>StoreRecovery</c>).
+/// </summary>
+internal static class KvCheckpoints
+{
+    /// <summary>Recovers <paramref name="kv"/> from its latest checkpoint in <paramref name="directory"/>, if one was ever completed.</summary>
+    /// <exception cref="IOException">A checkpoint was completed, and none can be recovered now.</exception>
+    public static void Recover<TValue>(FasterKV<DedupeKey, TValue> kv, string directory)
+        where TValue : new()
+    {
+        var required = File.Exists(Path.Combine(directory, "checkpointed"));
+        try
+        {
+            kv.Recover();
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            if (required)
+                throw new IOException($"{directory}: no checkpoint of the store can be recovered ({ex.Message.Split('\n', 2)[0].Trim()})", ex);
+        }
+    }
+
+    /// <summary>Notes, once, that <paramref name="directory"/>'s store has completed a checkpoint.</summary>
+    public static void MarkTaken(string directory)
+    {
+        var path = Path.Combine(directory, "checkpointed");
+        if (!File.Exists(path))
+            AtomicFile.Write(path, "1\n");
     }
 }
 

@@ -27,4 +27,7 @@ internal static partial class StorageLog
 
     [LoggerMessage(1008, LogLevel.Information, "{Store} store: records older than its TTL cut, log begins at {Begin} (was {Was}); the checkpoint deletes the segments below")]
     public static partial void StoreCut(ILogger logger, string store, long was, long begin);
+
+    [LoggerMessage(1009, LogLevel.Critical, "The {Log} log is damaged: [{From}, {Until}) ({Bytes} bytes) did not verify ({Error}); that range is cut out and its records are lost. Events in it that Meta sends again are accepted as new. Clear the report with POST /admin/damage/clear once handled")]
+    public static partial void LogDamaged(ILogger logger, string log, long from, long until, long bytes, string error);
 }

@@ -20,6 +20,7 @@ internal sealed class TtlKvStore<TValue> : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _name;
+    private readonly string _directory;
 
     /// <summary>Opens (recovering the latest checkpoint) the store <paramref name="name"/> in <paramref name="directory"/>.</summary>
     /// <param name="directory">Where its log and checkpoints live.</param>
@@ -32,12 +33,24 @@ internal sealed class TtlKvStore<TValue> : IDisposable
     public TtlKvStore(string directory, string name, long indexBytes, long memoryBytes, TimeSpan ttl, TimeProvider time, ILogger logger)
     {
         Directory.CreateDirectory(directory);
+        _directory = directory;
         _name = name;
         _time = time;
         _logger = logger;
         _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
         _settings = KvSettings.Create<TValue>(directory, _device, indexBytes, memoryBytes);
-        _kv = new FasterKV<DedupeKey, TValue>(_settings);
+        try
+        {
+            _kv = new FasterKV<DedupeKey, TValue>(_settings);
+            KvCheckpoints.Recover(_kv, directory);
+        }
+        catch
+        {
+            _kv?.Dispose();
+            _settings.Dispose();
+            _device.Dispose();
+            throw;
+        }
         Sessions = new KvSessionPool<TValue>(_kv);
         _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), ttl);
     }
@@ -64,6 +77,7 @@ internal sealed class TtlKvStore<TValue> : IDisposable
             if (!success)
                 throw new InvalidOperationException($"FASTER refused the {_name} checkpoint (another one in progress)");
             _ageMap.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
+            KvCheckpoints.MarkTaken(_directory);
         }
         finally
         {

@@ -14,7 +14,7 @@ public abstract class BotTest : IAsyncLifetime
     public async Task InitializeAsync() => Bot = await BotServer.StartAsync();
 
     /// <inheritdoc/>
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await Bot.DisposeAsync();
         Dir.Dispose();

@@ -1,0 +1,83 @@
+using System.Buffers;
+using FASTER.core;
+
+namespace FastIngest.Storage;
+
+/// <summary>
+/// A scan of an <see cref="EventLog"/> that steps over the ranges recovery cut out (<see cref="LogDamage"/>): the
+/// same calls as FASTER's <see cref="FasterLogScanIterator"/>, which it wraps, restarted past each range it reaches.
+/// Single-threaded, like the iterator.
+/// </summary>
+public sealed class LogScan : IDisposable
+{
+    private readonly FasterLog _log;
+    private readonly IReadOnlyList<LogDamage> _holes;
+    private readonly long _until;
+    private FasterLogScanIterator _iter;
+
+    internal LogScan(FasterLog log, IReadOnlyList<LogDamage> holes, long from, long until)
+    {
+        _log = log;
+        _holes = holes;
+        _until = until;
+        _iter = log.Scan(Skip(from), until);
+    }
+
+    /// <summary>Where the next record will be read from.</summary>
+    public long NextAddress => _iter.NextAddress;
+
+    /// <summary>
+    /// The next record, in a buffer from <paramref name="pool"/> that the caller disposes: its length in bytes, its
+    /// address and the address after it. False at the end of the scan (or of what is committed so far).
+    /// </summary>
+    /// <exception cref="FasterException">A record that does not verify (damaged after recovery checked the log).</exception>
+    public bool GetNext(MemoryPool<byte> pool, out IMemoryOwner<byte> entry, out int entryLength, out long currentAddress, out long nextAddress)
+    {
+        if (_holes.Count > 0 && Skip(_iter.NextAddress) is var to && to != _iter.NextAddress)
+            Restart(to);
+        if (!_iter.GetNext(pool, out entry, out entryLength, out currentAddress, out nextAddress))
+            return false;
+        if (_holes.Count > 0 && Skip(nextAddress) is var after && after != nextAddress)
+        {
+            nextAddress = after; // the reader resumes past the cut, not in it
+            Restart(after);
+        }
+        return true;
+    }
+
+    /// <summary>As the pooled overload, into a new array (cold paths and tools: it allocates per record).</summary>
+    public bool GetNext(out byte[] entry, out int entryLength, out long currentAddress)
+    {
+        if (!GetNext(MemoryPool<byte>.Shared, out var owner, out entryLength, out currentAddress, out _))
+        {
+            entry = [];
+            return false;
+        }
+        using (owner)
+            entry = owner.Memory.Span[..entryLength].ToArray();
+        return true;
+    }
+
+    /// <summary>Waits until more is committed (or the scan's end is reached); false when the scan has ended.</summary>
+    public ValueTask<bool> WaitAsync(CancellationToken cancellationToken = default) => _iter.WaitAsync(cancellationToken);
+
+    private void Restart(long from)
+    {
+        _iter.Dispose();
+        _iter = _log.Scan(from, _until);
+    }
+
+    /// <summary><paramref name="address"/>, or the end of the cut-out range it falls in.</summary>
+    private long Skip(long address)
+    {
+        foreach (var hole in _holes)
+        {
+            if (address >= hole.From && address < hole.Until)
+                address = hole.Until;
+        }
+        return address;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _iter.Dispose();
+}
