@@ -26,6 +26,7 @@ public sealed class DedupeStore : IDisposable
     private readonly Stack<DedupeSession> _sessions = new();
     private readonly string _replayFromPath;
     private readonly string _directory;
+    private readonly KvManifest _manifest = null!;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private readonly LogAgeMap? _ageMap;
@@ -54,6 +55,8 @@ public sealed class DedupeStore : IDisposable
         _settings = KvSettings.Create<DedupeEntry>(directory, _device, indexBytes, memoryBytes);
         try
         {
+            _manifest = new KvManifest(directory, _settings.SegmentSize, _settings.PageSize);
+            _manifest.Verify();
             _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
             KvCheckpoints.Recover(_kv, directory);
         }
@@ -158,11 +161,14 @@ public sealed class DedupeStore : IDisposable
         {
             var replayFrom = AllStripes(tailWhileQuiet);
             CutExpired();
+            // Everything allocated before the checkpoint starts is below its final address: flushed, and read-only, when it completes.
+            var covered = _kv.Log.TailAddress;
             var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException("FASTER refused the checkpoint (another one in progress)");
             // A fold-over checkpoint made the whole log read-only: everything below was last written before now.
             _ageMap?.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
+            _manifest.Record(_kv.Log.BeginAddress, covered);
             KvCheckpoints.MarkTaken(_directory);
             AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
             ReplayFrom = replayFrom;

@@ -21,6 +21,7 @@ internal sealed class TtlKvStore<TValue> : IDisposable
     private readonly ILogger _logger;
     private readonly string _name;
     private readonly string _directory;
+    private readonly KvManifest _manifest = null!;
 
     /// <summary>Opens (recovering the latest checkpoint) the store <paramref name="name"/> in <paramref name="directory"/>.</summary>
     /// <param name="directory">Where its log and checkpoints live.</param>
@@ -41,6 +42,8 @@ internal sealed class TtlKvStore<TValue> : IDisposable
         _settings = KvSettings.Create<TValue>(directory, _device, indexBytes, memoryBytes);
         try
         {
+            _manifest = new KvManifest(directory, _settings.SegmentSize, _settings.PageSize);
+            _manifest.Verify();
             _kv = new FasterKV<DedupeKey, TValue>(_settings);
             KvCheckpoints.Recover(_kv, directory);
         }
@@ -73,10 +76,13 @@ internal sealed class TtlKvStore<TValue> : IDisposable
         {
             if (_ageMap.CutExpired(_kv.Log, _time.GetUtcNow().ToUnixTimeMilliseconds()) is var was and >= 0)
                 StorageLog.StoreCut(_logger, _name, was, _kv.Log.BeginAddress);
+            // Everything allocated before the checkpoint starts is below its final address: flushed, and read-only, when it completes.
+            var covered = _kv.Log.TailAddress;
             var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException($"FASTER refused the {_name} checkpoint (another one in progress)");
             _ageMap.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
+            _manifest.Record(_kv.Log.BeginAddress, covered);
             KvCheckpoints.MarkTaken(_directory);
         }
         finally
