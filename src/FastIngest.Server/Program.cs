@@ -46,7 +46,11 @@ public static class FastIngestServer
         app.MapFastIngestAdmin(engine, options.AdminToken);
         app.MapFastIngestOutbound(engine.Outbound, options.AdminToken);
         // /healthz: the process is up. /readyz: it should get traffic (log writable, under quota, backlogs in bounds).
-        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        // /healthz fails only for what a restart fixes: the event log has failed for good (a disk that is full, read-only
+        // or frozen is retried in place, so it shows on /readyz instead).
+        app.MapGet("/healthz", () => engine.Log.Failure is { } failure
+            ? Results.Text($"event log failed and takes no more writes ({failure.Message}); restart\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ok\n"));
         app.MapGet("/readyz", () => engine.NotReadyReasons() is { Count: > 0 } reasons
             ? Results.Text(string.Join('\n', reasons) + "\n", statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ready\n"));

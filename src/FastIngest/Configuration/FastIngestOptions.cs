@@ -81,6 +81,14 @@ public sealed class StorageOptions
     /// </summary>
     public long MaxDiskBytes { get; set; }
 
+    /// <summary>
+    /// <c>StallThreshold</c>: how long a commit of the event log may wait for the disk (a frozen file system, a
+    /// dying disk) before <c>/readyz</c> fails and new webhooks get 503 with <c>Retry-After</c>; a write the disk
+    /// refuses (full, read-only) does so at once. Between 00:00:00.1 and 00:10:00; default 00:00:02 (a commit takes
+    /// well under a millisecond on a healthy disk).
+    /// </summary>
+    public TimeSpan StallThreshold { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary><c>LogMemoryBytes</c>: in-memory tail of the event log. Default 64 MiB (at least 4 pages of MaxBodyBytes).</summary>
     public long LogMemoryBytes { get; set; } = 64L << 20;
 

@@ -84,6 +84,8 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:DeliveryStateTtl", "must be positive (e.g. 30.00:00:00)");
         if (options.Storage.LogMemoryBytes < 1 << 20)
             throw new ConfigurationException($"{s}:Storage:LogMemoryBytes", "must be at least 1048576");
+        if (options.Storage.StallThreshold < TimeSpan.FromMilliseconds(100) || options.Storage.StallThreshold > TimeSpan.FromMinutes(10))
+            throw new ConfigurationException($"{s}:Storage:StallThreshold", "must be between 00:00:00.1 and 00:10:00");
         if (options.Storage.MaxDiskBytes < 0)
             throw new ConfigurationException($"{s}:Storage:MaxDiskBytes", "must be 0 (no quota) or more");
         if (options.Storage.WindowIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.WindowIndexBytes))

@@ -162,6 +162,24 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// <summary>Bytes under <c>DataDir</c> at the last sample (every second).</summary>
     public long DataDirBytes => Interlocked.Read(ref _dataDirBytes);
 
+    /// <summary>
+    /// Why the disk cannot take a webhook now, or null: writes are failing and being retried (disk full, read-only),
+    /// or the event log's commit has waited longer than <c>Storage:StallThreshold</c> (a frozen disk). While set,
+    /// webhooks get 503 with <c>Retry-After</c> and <c>/readyz</c> fails; it clears by itself once writes go through.
+    /// </summary>
+    public string? StorageStall
+    {
+        get
+        {
+            var io = DeviceIo.Shared;
+            if (io.StalledSince is var since and not 0)
+                return $"storage: writes failing for {System.Diagnostics.Stopwatch.GetElapsedTime(since).TotalSeconds:0} s ({io.StallReason}); retried every second, webhooks get 503 until they go through";
+            if (_log.CommitPendingFor is var pending && pending > _options.Storage.StallThreshold)
+                return $"event log: a commit has waited {pending.TotalSeconds:0.0} s for the disk, over Storage:StallThreshold {_options.Storage.StallThreshold.TotalSeconds:0.0} s (frozen or failing disk?); webhooks get 503";
+            return null;
+        }
+    }
+
     /// <summary>True while <c>DataDir</c> is over <c>Storage:MaxDiskBytes</c>: webhooks get 503 and <c>/readyz</c> fails.</summary>
     public bool OverDiskQuota => _options.Storage.MaxDiskBytes > 0 && Interlocked.Read(ref _dataDirBytes) > _options.Storage.MaxDiskBytes;
 
@@ -179,6 +197,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             reasons.Add($"damage found at start-up (#{d.Id}, {d.FoundAt:u}): {d.Detail}; clear with POST /admin/damage/clear once handled");
         if (_log.Failure is { } failure)
             reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
+        if (StorageStall is { } stall)
+            reasons.Add(stall);
         if (OverDiskQuota)
             reasons.Add($"disk: DataDir holds {DataDirBytes} bytes, over Storage:MaxDiskBytes {_options.Storage.MaxDiskBytes}; webhooks get 503");
         var now = _time.GetUtcNow();
@@ -235,6 +255,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
             {
+                WatchStall();
                 var was = OverDiskQuota;
                 Interlocked.Exchange(ref _dataDirBytes, MeasureDataDir());
                 if (OverDiskQuota != was)
@@ -244,6 +265,29 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
+        }
+    }
+
+    private string? _stallLogged;
+    private long _stallStarted;
+    private long _unavailableAtStall;
+
+    /// <summary>Logs a storage stall once when it starts and once when it ends, with the webhooks refused meanwhile (checked every second).</summary>
+    private void WatchStall()
+    {
+        var stall = StorageStall;
+        if (stall is not null && _stallLogged is null)
+        {
+            _stallLogged = stall;
+            _stallStarted = _time.GetTimestamp();
+            _unavailableAtStall = Tenants.All.Sum(t => t.Counters.Requests(RequestResult.Unavailable));
+            EngineLog.StorageStalled(_logger, stall);
+        }
+        else if (stall is null && _stallLogged is not null)
+        {
+            _stallLogged = null;
+            var refused = Tenants.All.Sum(t => t.Counters.Requests(RequestResult.Unavailable)) - _unavailableAtStall;
+            EngineLog.StorageResumed(_logger, _time.GetElapsedTime(_stallStarted).TotalSeconds, refused);
         }
     }
 
@@ -481,14 +525,19 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             return;
         ShutdownRequested();
         await _stop.CancelAsync().ConfigureAwait(false);
-        await _maintenance.ConfigureAwait(false);
-        await _diskWatch.ConfigureAwait(false);
-
         var budget = _options.ShutdownTimeout;
         var reserve = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, budget.Ticks / 4));
-        var left = budget - reserve - _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks));
+        TimeSpan Left() => budget - reserve - _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks));
+
+        // A checkpoint in progress on a disk that takes no writes would never end: past the budget, what cannot be
+        // written is given up (everything acknowledged is already durable in the event log).
+        if (!await Within(_maintenance, Left()).ConfigureAwait(false))
+            GiveUpStalledWrites();
+        await _diskWatch.ConfigureAwait(false);
+
         using (var drain = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
+            var left = Left();
             drain.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
             // Sends first: their last lifecycle events go into the event log before the dispatchers stop.
             await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
@@ -496,11 +545,54 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         foreach (var d in _dispatchers)
             await d.DisposeAsync().ConfigureAwait(false);
-        _log.CommitAndWait();
-        await CheckpointAndTruncateAsync(CancellationToken.None).ConfigureAwait(false);
-        _log.CommitAndWait();
+
+        // Acks and a final checkpoint, if the disk takes them in the reserve; a disk that refuses writes is not
+        // waited for at all.
+        if (StorageStall is not null || _log.Failure is not null)
+            GiveUpStalledWrites();
+        var final = Task.Run(async () =>
+        {
+            if (_log.Failure is null)
+                _log.CommitAndWait();
+            await CheckpointAndTruncateAsync(CancellationToken.None).ConfigureAwait(false);
+            if (_log.Failure is null)
+                _log.CommitAndWait();
+        }, CancellationToken.None);
+        if (!await Within(final, reserve - TimeSpan.FromTicks(reserve.Ticks / 4)).ConfigureAwait(false))
+        {
+            GiveUpStalledWrites();
+            await Within(final, TimeSpan.FromTicks(reserve.Ticks / 4)).ConfigureAwait(false);
+        }
         EngineLog.Stopped(_logger, _log.Commits, _log.Commits == 0 ? 0 : _log.CommitMilliseconds / _log.Commits, Delivered,
             _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks)).TotalMilliseconds);
+    }
+
+    /// <summary>Whether <paramref name="task"/> ended within <paramref name="timeout"/> (its exception, if any, is logged, not thrown).</summary>
+    private async Task<bool> Within(Task task, TimeSpan timeout)
+    {
+        try
+        {
+            await task.WaitAsync(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero, TimeProvider.System).ConfigureAwait(false); // the real budget, whatever the engine's clock
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            EngineLog.ShutdownStepFailed(_logger, ex);
+            return true;
+        }
+    }
+
+    /// <summary>Writes under <c>DataDir</c> that fail are failed instead of retried (shutdown with a disk that refuses them).</summary>
+    private void GiveUpStalledWrites()
+    {
+        if (DeviceIo.Shared.IsAbandoned(DataDir))
+            return;
+        DeviceIo.Shared.Abandon(DataDir);
+        EngineLog.WritesAbandoned(_logger, StorageStall ?? _log.Failure?.Message ?? "the final commit or checkpoint did not finish in the shutdown's reserve");
     }
 
     /// <summary>Stops (if not stopped) and closes everything.</summary>
@@ -540,6 +632,18 @@ internal static partial class EngineLog
 
     [LoggerMessage(4007, LogLevel.Critical, "Damage found in {Store}: {Detail}. /readyz fails until an operator clears it (POST /admin/damage/clear)")]
     public static partial void DamageFound(ILogger logger, string store, string detail);
+
+    [LoggerMessage(4008, LogLevel.Critical, "Storage stalled: {Reason}. Nothing acknowledged is lost; it is retried until the disk takes writes again")]
+    public static partial void StorageStalled(ILogger logger, string reason);
+
+    [LoggerMessage(4009, LogLevel.Warning, "Storage writes go through again after {Seconds:0.0} s; {Refused} webhooks were answered 503 meanwhile (Meta retries them)")]
+    public static partial void StorageResumed(ILogger logger, double seconds, long refused);
+
+    [LoggerMessage(4010, LogLevel.Error, "Shutting down with writes that do not go through ({Reason}): they are given up, not waited for; everything acknowledged was already durable")]
+    public static partial void WritesAbandoned(ILogger logger, string reason);
+
+    [LoggerMessage(4011, LogLevel.Error, "A shutdown step failed; the shutdown goes on")]
+    public static partial void ShutdownStepFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

@@ -160,6 +160,7 @@ public sealed class WebhookMiddleware
     /// <summary>The 200: counters, ack latency, and the body buffer and its reservation given back.</summary>
     private void Answer(HttpContext context, Tenant tenant, in Received received, long started)
     {
+        Release(received.Body, received.Reserved);
         context.Response.StatusCode = StatusCodes.Status200OK;
         if (received.Outcome.Status == IngestStatus.Quarantined)
         {
@@ -171,19 +172,30 @@ public sealed class WebhookMiddleware
             tenant.Counters.Events(received.Outcome.Events, received.Outcome.NewEvents);
         }
         _engine.Metrics.AckLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
-        Release(received.Body, received.Reserved);
     }
 
     /// <summary>The commit failed (the log's disk): 503 with Retry-After, so Meta retries.</summary>
     private Task AnswerFailed(HttpContext context, Tenant tenant, in Received received, Exception ex)
     {
         Release(received.Body, received.Reserved);
-        IngestLog.Failed(_logger, ex, tenant.Id);
+        LogFailure(ex, tenant);
         if (context.Response.HasStarted)
             return Task.CompletedTask;
         tenant.Counters.Request(RequestResult.Unavailable);
         context.Response.Headers.RetryAfter = "5";
         return Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry");
+    }
+
+    private Exception? _lastFailure;
+
+    /// <summary>
+    /// Logs a failure (with its stack trace) once: the log's stored failure is thrown to every waiter after it, and
+    /// each throw lengthens its trace; the requests that meet it again are counted (503s), not logged.
+    /// </summary>
+    private void LogFailure(Exception ex, Tenant tenant)
+    {
+        if (!ReferenceEquals(Interlocked.Exchange(ref _lastFailure, ex), ex))
+            IngestLog.Failed(_logger, ex, tenant.Id);
     }
 
     private void Release(byte[] body, long reserved)
@@ -201,6 +213,14 @@ public sealed class WebhookMiddleware
     private async ValueTask<Received> ReceiveAsync(HttpContext context, Tenant tenant)
     {
         var request = context.Request;
+        if (_engine.StorageStall is not null)
+        {
+            // Counted, not logged per request: the engine logs the stall once when it starts and once when it ends.
+            tenant.Counters.Request(RequestResult.Unavailable);
+            context.Response.Headers.RetryAfter = "5";
+            await Reply(context, StatusCodes.Status503ServiceUnavailable, "the disk is not taking writes now; retry").ConfigureAwait(false);
+            return default(Received) with { Answered = true };
+        }
         if (_engine.OverDiskQuota)
         {
             context.Response.Headers.RetryAfter = "60";
@@ -292,7 +312,7 @@ public sealed class WebhookMiddleware
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not BadHttpRequestException and not OutOfMemoryException)
         {
-            IngestLog.Failed(_logger, ex, tenant.Id);
+            LogFailure(ex, tenant);
             if (!context.Response.HasStarted)
             {
                 tenant.Counters.Request(RequestResult.Unavailable);
@@ -343,19 +363,43 @@ public sealed class WebhookMiddleware
             return new ValueTask(op, version);
         }
 
+        /// <summary>
+        /// Runs on the commit thread: nothing may escape it (it would end the process). A request that Kestrel has
+        /// already given up (the client went away, or the server is shutting down) has nothing left to answer.
+        /// </summary>
         private void OnCommitted()
         {
+            Exception? failure = null;
             try
             {
                 _commit.GetAwaiter().GetResult();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                _owner!.AnswerFailed(_context!, _tenant!, in _received, ex).ContinueWith(static (_, state) => ((AckOperation)state!)._core.SetResult(true), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                failure = ex;
+            }
+            if (failure is null)
+            {
+                try
+                {
+                    _owner!.Answer(_context!, _tenant!, in _received, _started);
+                }
+                catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException)
+                {
+                }
+                _core.SetResult(true);
                 return;
             }
-            _owner!.Answer(_context!, _tenant!, in _received, _started);
-            _core.SetResult(true);
+            Task answered;
+            try
+            {
+                answered = _owner!.AnswerFailed(_context!, _tenant!, in _received, failure);
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException)
+            {
+                answered = Task.CompletedTask;
+            }
+            answered.ContinueWith(static (_, state) => ((AckOperation)state!)._core.SetResult(true), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
         public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);

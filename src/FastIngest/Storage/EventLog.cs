@@ -296,6 +296,11 @@ public sealed class EventLog : IDisposable
     /// <summary>Every record below this address is on disk and survives a crash.</summary>
     public long CommittedUntilAddress => Math.Max(Volatile.Read(ref _durableUntil), _log.CommittedUntilAddress);
 
+    private long _commitIssuedAt;
+
+    /// <summary>How long the commit in flight has been waiting for the disk (zero when none is): a frozen or failing disk shows here.</summary>
+    public TimeSpan CommitPendingFor => Interlocked.Read(ref _commitIssuedAt) is var at and not 0 ? System.Diagnostics.Stopwatch.GetElapsedTime(at) : TimeSpan.Zero;
+
     /// <summary>Set when a commit failed; the log accepts no more durable writes after that.</summary>
     public Exception? Failure => _failure;
 
@@ -435,6 +440,7 @@ public sealed class EventLog : IDisposable
                 }
 
                 WaitForFlush(inFlight);
+                Interlocked.Exchange(ref _commitIssuedAt, 0);
                 if (inFlight > Volatile.Read(ref _durableUntil))
                     Volatile.Write(ref _durableUntil, inFlight);
                 Interlocked.Increment(ref _commits);
@@ -448,9 +454,12 @@ public sealed class EventLog : IDisposable
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 inFlight = NoCommit;
+                Interlocked.Exchange(ref _commitIssuedAt, 0);
+                var first = _failure is null;
                 _failure ??= ex;
                 _waiters.Fail(ex);
-                StorageLog.CommitFailed(_logger, ex, _name);
+                if (first)
+                    StorageLog.CommitFailed(_logger, ex, _name); // once: later attempts rethrow the same failure
                 Thread.Sleep(100);
             }
         }
@@ -468,9 +477,10 @@ public sealed class EventLog : IDisposable
         // one: once the device has flushed past this commit's record, everything before it survives a crash. So
         // waiters are released from here, as soon as the flush is durable, without waiting for FASTER's own
         // completion (a thread-pool hop, then the commit metadata file).
-        return _log.CommitStrongly(out var commitTail, out _, spinWait: false, cookie: null, proposedCommitNum: -1, callback: null)
-            ? commitTail
-            : NoCommit;
+        if (!_log.CommitStrongly(out var commitTail, out _, spinWait: false, cookie: null, proposedCommitNum: -1, callback: null))
+            return NoCommit;
+        Interlocked.Exchange(ref _commitIssuedAt, started);
+        return commitTail;
     }
 
     private void WaitForFlush(long until)

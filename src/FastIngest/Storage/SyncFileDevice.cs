@@ -237,6 +237,48 @@ internal sealed class DeviceIo
 
     public void Read(in Request r) => _reads.Add(r);
 
+    private long _stalledSince;
+    private volatile string? _stallReason;
+    private long _stalls;
+    private volatile string[] _abandoned = [];
+
+    /// <summary>
+    /// <see cref="System.Diagnostics.Stopwatch"/> timestamp of the first failed attempt of the writes being retried
+    /// now, or 0 while writes go through.
+    /// </summary>
+    public long StalledSince => Interlocked.Read(ref _stalledSince);
+
+    /// <summary>While <see cref="StalledSince"/> is set: the file and the error of the last failed attempt.</summary>
+    public string? StallReason => _stallReason;
+
+    /// <summary>Stalls since start (write failures that were then retried).</summary>
+    public long Stalls => Interlocked.Read(ref _stalls);
+
+    /// <summary>
+    /// From now on a write under <paramref name="directory"/> that fails is completed with its error instead of being
+    /// retried (the shutdown of the server that owns it: what cannot be written now is not waited for). Writes
+    /// already being retried fail at the next attempt; writes elsewhere keep being retried.
+    /// </summary>
+    public void Abandon(string directory)
+    {
+        var prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)) + Path.DirectorySeparatorChar;
+        lock (_batch)
+            _abandoned = [.. _abandoned, prefix];
+    }
+
+    /// <summary>Whether the writes under <paramref name="directory"/> are <see cref="Abandon"/>ed.</summary>
+    public bool IsAbandoned(string directory) => Abandoned(Path.GetFullPath(directory) + Path.DirectorySeparatorChar);
+
+    private bool Abandoned(string fileName)
+    {
+        foreach (var prefix in _abandoned)
+        {
+            if (fileName.StartsWith(prefix, StringComparison.Ordinal))
+                return true;
+        }
+        return false;
+    }
+
     private void WriteLoop()
     {
         foreach (var first in _writes.GetConsumingEnumerable())
@@ -245,33 +287,70 @@ internal sealed class DeviceIo
             while (_batch.Count < 256 && _writes.TryTake(out var more))
                 _batch.Add(more);
 
-            // Write everything, then make each touched file durable once; a failed file fails only its own writes.
+            // Write everything, then make each touched file durable once. A write or flush that fails (disk full,
+            // read-only, an I/O error) is retried, the whole batch with it, until it goes through: FASTER never sees
+            // the error (its logs would refuse every later write), the writes behind wait, and what waits for them
+            // (commits, so webhooks) sees a stall that ends by itself once the disk takes writes again.
             var failed = _failed;
-            foreach (var w in _batch)
+            var backoff = 50;
+            while (true)
             {
-                try
+                Exception? error = null;
+                string? where = null;
+                foreach (var w in _batch)
                 {
-                    if (!w.Device.WriteFully(w))
-                        _touched.Add((w.Device, w.Segment));
+                    try
+                    {
+                        if (!w.Device.WriteFully(w))
+                            _touched.Add((w.Device, w.Segment));
+                    }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                    {
+                        if (ex is ObjectDisposedException || Abandoned(w.Device.FileName))
+                        {
+                            w.Device.Fail(ex);
+                            failed[w.Device] = ErrorCode(ex);
+                        }
+                        else
+                        {
+                            error ??= ex;
+                            where ??= w.Device.FileName;
+                        }
+                    }
                 }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                foreach (var (device, segment) in _touched)
                 {
-                    w.Device.Fail(ex);
-                    failed[w.Device] = ErrorCode(ex);
+                    try
+                    {
+                        device.Flush(segment);
+                    }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                    {
+                        if (ex is ObjectDisposedException || Abandoned(device.FileName))
+                        {
+                            device.Fail(ex);
+                            failed[device] = ErrorCode(ex);
+                        }
+                        else
+                        {
+                            error ??= ex;
+                            where ??= device.FileName;
+                        }
+                    }
                 }
+                if (error is null)
+                    break;
+                // Again from the start: after a failed fsync the kernel may have dropped the dirty pages, so every
+                // write of the batch is written again before the next fsync.
+                _touched.Clear();
+                _stallReason = $"{where}: {error.Message}";
+                if (Interlocked.CompareExchange(ref _stalledSince, System.Diagnostics.Stopwatch.GetTimestamp(), 0) == 0)
+                    Interlocked.Increment(ref _stalls);
+                Thread.Sleep(backoff);
+                backoff = Math.Min(backoff * 2, 1000);
             }
-            foreach (var (device, segment) in _touched)
-            {
-                try
-                {
-                    device.Flush(segment);
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
-                {
-                    device.Fail(ex);
-                    failed[device] = ErrorCode(ex);
-                }
-            }
+            if (Interlocked.Exchange(ref _stalledSince, 0) != 0)
+                _stallReason = null;
             foreach (var w in _batch)
             {
                 var error = failed.GetValueOrDefault(w.Device);

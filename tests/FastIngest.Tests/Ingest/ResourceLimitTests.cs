@@ -251,8 +251,9 @@ public sealed class ResourceLimitTests : BotTest
     [Fact]
     public async Task A_request_waiting_out_backpressure_is_parsed_once()
     {
-        // A frozen disk: the log's 16 MiB of memory fills with records that cannot be flushed.
-        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", ForwardUrl: Bot.Url)]);
+        // A frozen disk: the log's 16 MiB of memory fills with records that cannot be flushed (well inside the stall
+        // threshold, past which new webhooks would get 503 instead of waiting).
+        await using var server = await IngestServer.StartAsync(Dir.Path, [new TestTenant("t1", ForwardUrl: Bot.Url)], new Dictionary<string, string?> { ["FastIngest:Storage:StallThreshold"] = "00:05:00" });
         var device = server.Engine.Log.Device;
         var parsesBefore = server.Engine.Pipeline.Parses;
         device.Freeze();
