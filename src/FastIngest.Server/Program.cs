@@ -21,7 +21,9 @@ public static class FastIngestServer
     /// <exception cref="ConfigurationException">A bad or missing setting; the message names the key.</exception>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(args);
+        // appsettings.json is read from beside the executable, wherever it is started from; a relative DataDir is the
+        // working directory's (see FastIngestEngine).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         configure?.Invoke(builder);
         var options = OptionsLoader.Load(builder.Configuration);
 

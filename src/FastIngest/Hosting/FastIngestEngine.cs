@@ -62,9 +62,11 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _logger = loggerFactory.CreateLogger("FastIngest");
         Tenants = new TenantRegistry(options.Tenants, _time);
 
-        var dataDir = Path.GetFullPath(options.DataDir);
+        // A relative DataDir is the working directory's (the process's current directory), said in full at start.
+        var dataDir = Path.GetFullPath(options.DataDir, Environment.CurrentDirectory);
         Directory.CreateDirectory(dataDir);
         DataDir = dataDir;
+        EngineLog.DataDirectory(_logger, dataDir, options.DataDir);
         // Before anything in the directory is opened: a second process on the same data would corrupt it.
         _dirLock = DataDirLock.Acquire(dataDir);
         var boot = BootCounter.Next(dataDir);
@@ -644,6 +646,9 @@ internal static partial class EngineLog
 
     [LoggerMessage(4011, LogLevel.Error, "A shutdown step failed; the shutdown goes on")]
     public static partial void ShutdownStepFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(4012, LogLevel.Information, "Data directory: {Path} (FastIngest:DataDir '{Configured}')")]
+    public static partial void DataDirectory(ILogger logger, string path, string configured);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

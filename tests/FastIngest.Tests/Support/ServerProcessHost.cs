@@ -44,12 +44,14 @@ internal sealed class ServerProcessHost : IDisposable
         .. more,
     ];
 
-    public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings, IDictionary<string, string>? environment = null)
+    public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings, IDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
         var port = FreePort();
         var url = new Uri($"http://127.0.0.1:{port}");
         var dll = Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll");
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null)
+            psi.WorkingDirectory = workingDirectory;
         psi.ArgumentList.Add(dll);
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add(url.ToString().TrimEnd('/'));
