@@ -103,14 +103,23 @@ public static class FastIngestServer
             Console.Error.WriteLine($"fastingest: start-up failed: {inner.GetType().Name}: {inner.Message.Split('\n', 2)[0].Trim()}");
             return 3;
         }
+        var stopping = false;
+        app.Lifetime.ApplicationStopping.Register(() => stopping = true);
         try
         {
             app.Run();
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            Console.Error.WriteLine($"fastingest: start-up failed: {ex.GetType().Name}: {ex.Message.Split('\n', 2)[0].Trim()}");
-            return 3;
+            var line = $"{ex.GetType().Name}: {ex.Message.Split('\n', 2)[0].Trim()}";
+            if (!stopping)
+            {
+                Console.Error.WriteLine($"fastingest: start-up failed: {line}");
+                return 3;
+            }
+            // A failure while shutting down (a disk that refuses writes): everything acknowledged was durable before
+            // its 200, so the shutdown is still a clean one.
+            Console.Error.WriteLine($"fastingest: shutdown finished after a failure: {line}");
         }
         return 0;
     }

@@ -42,7 +42,14 @@ public static class OptionsLoader
         }
         catch (InvalidOperationException ex)
         {
-            throw new ConfigurationException(KeyFromBinderMessage(ex) ?? FastIngestOptions.SectionName, FirstLine(ex));
+            // The binder's own message may name no key ("'ErrorOnUnknownConfiguration' was set and binding has
+            // failed"); the conversion failure under it does ("... value 'ten' at 'FastIngest:...:Timeout' ...").
+            for (Exception? e = ex; e is not null; e = e.InnerException)
+            {
+                if (KeyFromBinderMessage(e) is { } key)
+                    throw new ConfigurationException(key, FirstLine(e));
+            }
+            throw new ConfigurationException(FastIngestOptions.SectionName, FirstLine(ex));
         }
         Validate(options);
         return options;
@@ -66,10 +73,8 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:MaxConnections", "must be 0 (no limit) or more");
         if (options.MaxEventsPerPayload < 1)
             throw new ConfigurationException($"{s}:MaxEventsPerPayload", "must be at least 1");
-        if (options.DedupeTtl <= TimeSpan.Zero)
-            throw new ConfigurationException($"{s}:DedupeTtl", "must be positive (e.g. 7.00:00:00)");
-        if (options.CheckpointInterval < TimeSpan.FromMilliseconds(100))
-            throw new ConfigurationException($"{s}:CheckpointInterval", "must be at least 00:00:00.1");
+        Duration(options.DedupeTtl, $"{s}:DedupeTtl", Millis(1), Days(365));
+        Duration(options.CheckpointInterval, $"{s}:CheckpointInterval", TimeSpan.FromMilliseconds(100), Days(1));
         if (options.ShutdownTimeout < TimeSpan.FromMilliseconds(100) || options.ShutdownTimeout > TimeSpan.FromHours(1))
             throw new ConfigurationException($"{s}:ShutdownTimeout", "must be between 00:00:00.1 and 01:00:00");
         if (options.Storage.DedupeIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.DedupeIndexBytes))
@@ -80,8 +85,7 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:Storage:StateIndexBytes", "must be a power of two of at least 4096");
         if (options.Storage.StateMemoryBytes < 1 << 18)
             throw new ConfigurationException($"{s}:Storage:StateMemoryBytes", "must be at least 262144");
-        if (options.DeliveryStateTtl <= TimeSpan.Zero)
-            throw new ConfigurationException($"{s}:DeliveryStateTtl", "must be positive (e.g. 30.00:00:00)");
+        Duration(options.DeliveryStateTtl, $"{s}:DeliveryStateTtl", Millis(1), Days(365));
         if (options.Storage.LogMemoryBytes < 1 << 20)
             throw new ConfigurationException($"{s}:Storage:LogMemoryBytes", "must be at least 1048576");
         if (options.Storage.StallThreshold < TimeSpan.FromMilliseconds(100) || options.Storage.StallThreshold > TimeSpan.FromMinutes(10))
@@ -112,8 +116,7 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:AppSecret", "is required");
             if (string.IsNullOrEmpty(t.VerifyToken))
                 throw new ConfigurationException($"{k}:VerifyToken", "is required");
-            if (t.InboundSilence < TimeSpan.Zero)
-                throw new ConfigurationException($"{k}:InboundSilence", "must be 0 (off) or positive");
+            Duration(t.InboundSilence, $"{k}:InboundSilence", TimeSpan.Zero, Days(30));
             try
             {
                 Tenancy.InboundSilence.ParseActiveHours(t.ActiveHours);
@@ -136,24 +139,20 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Forward:Concurrency", "must be between 1 and 256");
             if (f.QueueCapacity is < 1 or > 1_000_000)
                 throw new ConfigurationException($"{k}:Forward:QueueCapacity", "must be between 1 and 1000000");
-            if (f.Timeout <= TimeSpan.Zero)
-                throw new ConfigurationException($"{k}:Forward:Timeout", "must be positive");
-            if (f.InitialBackoff <= TimeSpan.Zero)
-                throw new ConfigurationException($"{k}:Forward:InitialBackoff", "must be positive");
+            Duration(f.Timeout, $"{k}:Forward:Timeout", Millis(1), Hours(1));
+            Duration(f.InitialBackoff, $"{k}:Forward:InitialBackoff", Millis(1), Hours(1));
+            Duration(f.MaxBackoff, $"{k}:Forward:MaxBackoff", Millis(1), Days(1));
             if (f.MaxBackoff < f.InitialBackoff)
                 throw new ConfigurationException($"{k}:Forward:MaxBackoff", "must be at least Forward:InitialBackoff");
             if (f.MaxAttempts < 0)
                 throw new ConfigurationException($"{k}:Forward:MaxAttempts", "must be 0 (no limit) or more");
-            if (f.MaxAge <= TimeSpan.Zero)
-                throw new ConfigurationException($"{k}:Forward:MaxAge", "must be positive");
+            Duration(f.MaxAge, $"{k}:Forward:MaxAge", Millis(1), Days(30));
             if (f.BreakerFailures is < 0 or > 1_000_000)
                 throw new ConfigurationException($"{k}:Forward:BreakerFailures", "must be 0 (no breaker) to 1000000");
             if (!Enum.TryParse<StaleStatusHandling>(f.StaleStatuses, ignoreCase: true, out var stale) || !Enum.IsDefined(stale) || int.TryParse(f.StaleStatuses, out _))
                 throw new ConfigurationException($"{k}:Forward:StaleStatuses", "must be Forward or Drop");
-            if (f.BreakDuration <= TimeSpan.Zero)
-                throw new ConfigurationException($"{k}:Forward:BreakDuration", "must be positive");
-            if (f.MaxBacklogAge <= TimeSpan.Zero)
-                throw new ConfigurationException($"{k}:Forward:MaxBacklogAge", "must be positive");
+            Duration(f.BreakDuration, $"{k}:Forward:BreakDuration", Millis(1), Hours(1));
+            Duration(f.MaxBacklogAge, $"{k}:Forward:MaxBacklogAge", Millis(1), Days(30));
             ValidateTenantOutbound(t.Outbound, $"{k}:Outbound", phoneNumbers);
         }
     }
@@ -164,28 +163,24 @@ public static class OptionsLoader
             throw new ConfigurationException($"{k}:GraphUrl", "must be an absolute http or https URL");
         if (!Outbound.GraphVersions.IsValid(o.GraphVersion))
             throw new ConfigurationException($"{k}:GraphVersion", "must be a Graph API version like v23.0");
-        if (o.Timeout <= TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:Timeout", "must be positive");
+        Duration(o.Timeout, $"{k}:Timeout", Millis(1), Minutes(10));
         if (o.MaxInFlight is < 1 or > 10_000)
             throw new ConfigurationException($"{k}:MaxInFlight", "must be between 1 and 10000");
         if (o.MaxBodyBytes is < 1024 or > 1024 * 1024)
             throw new ConfigurationException($"{k}:MaxBodyBytes", "must be between 1024 and 1048576 bytes");
-        if (o.InitialBackoff <= TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:InitialBackoff", "must be positive");
+        Duration(o.InitialBackoff, $"{k}:InitialBackoff", Millis(1), Hours(1));
+        Duration(o.MaxBackoff, $"{k}:MaxBackoff", Millis(1), Days(1));
         if (o.MaxBackoff < o.InitialBackoff)
             throw new ConfigurationException($"{k}:MaxBackoff", "must be at least Outbound:InitialBackoff");
         if (o.MaxAttempts < 1)
             throw new ConfigurationException($"{k}:MaxAttempts", "must be at least 1");
-        if (o.MaxAge <= TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:MaxAge", "must be positive");
+        Duration(o.MaxAge, $"{k}:MaxAge", Millis(1), Days(30));
+        Duration(o.Retention, $"{k}:Retention", Millis(1), Days(365));
         if (o.Retention < o.MaxAge)
             throw new ConfigurationException($"{k}:Retention", "must be at least Outbound:MaxAge");
-        if (o.RateRecoveryInterval <= TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:RateRecoveryInterval", "must be positive");
-        if (o.PausedRetryInterval <= TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:PausedRetryInterval", "must be positive");
-        if (o.MaxWait < TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:MaxWait", "must be 0 or more");
+        Duration(o.RateRecoveryInterval, $"{k}:RateRecoveryInterval", Millis(1), Days(1));
+        Duration(o.PausedRetryInterval, $"{k}:PausedRetryInterval", Millis(1), Days(1));
+        Duration(o.MaxWait, $"{k}:MaxWait", TimeSpan.Zero, Minutes(10));
     }
 
     private static void ValidateTenantOutbound(TenantOutboundOptions o, string k, HashSet<string> phoneNumbers)
@@ -204,12 +199,10 @@ public static class OptionsLoader
             throw new ConfigurationException($"{k}:PhoneNumberRate", "must be a positive messages/s up to 100000");
         if (o.Rate is < 0 or > 100_000 || double.IsNaN(o.Rate))
             throw new ConfigurationException($"{k}:Rate", "must be 0 (no quota) or a positive messages/s up to 100000");
-        if (o.PairInterval <= TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:PairInterval", "must be positive");
+        Duration(o.PairInterval, $"{k}:PairInterval", Millis(1), Days(1));
         if (o.PairBurst is < 1 or > 10_000)
             throw new ConfigurationException($"{k}:PairBurst", "must be between 1 and 10000");
-        if (o.HoldingAfter < TimeSpan.Zero)
-            throw new ConfigurationException($"{k}:HoldingAfter", "must be 0 or more");
+        Duration(o.HoldingAfter, $"{k}:HoldingAfter", TimeSpan.Zero, Days(1));
         if (!string.IsNullOrEmpty(o.HoldingMessage) && o.PhoneNumberIds.Count == 0)
             throw new ConfigurationException($"{k}:HoldingMessage", "needs Outbound:PhoneNumberIds (and a way to send: AccessToken)");
         if (!string.IsNullOrEmpty(o.HoldingMessage) && string.IsNullOrEmpty(o.AccessToken))
@@ -217,6 +210,24 @@ public static class OptionsLoader
         if (o.HoldingMessage is { Length: > 4096 })
             throw new ConfigurationException($"{k}:HoldingMessage", "must be at most 4096 characters (Meta's text limit)");
     }
+
+    /// <summary>
+    /// Every duration has a range: past ~49.7 days (uint.MaxValue ms) .NET's timers refuse it, and a value that only
+    /// fails when a timer is first armed would stop a dispatcher or the sends of a running server, not its start.
+    /// </summary>
+    private static void Duration(TimeSpan value, string key, TimeSpan min, TimeSpan max)
+    {
+        if (value < min || value > max)
+            throw new ConfigurationException(key, string.Create(CultureInfo.InvariantCulture, $"must be between {min:c} and {max:c} (it is {value:c})"));
+    }
+
+    private static TimeSpan Millis(int n) => TimeSpan.FromMilliseconds(n);
+
+    private static TimeSpan Minutes(int n) => TimeSpan.FromMinutes(n);
+
+    private static TimeSpan Hours(int n) => TimeSpan.FromHours(n);
+
+    private static TimeSpan Days(int n) => TimeSpan.FromDays(n);
 
     private static bool IsPowerOfTwo(long v) => v > 0 && (v & (v - 1)) == 0;
 
@@ -228,7 +239,7 @@ public static class OptionsLoader
     }
 
     /// <summary>The binder names the key in quotes: "... at 'FastIngest:DedupeTtl' ..." or "... 'Foo' ... on type ...".</summary>
-    private static string? KeyFromBinderMessage(InvalidOperationException ex)
+    private static string? KeyFromBinderMessage(Exception ex)
     {
         var m = System.Text.RegularExpressions.Regex.Match(ex.Message, "'(FastIngest:[^']+)'");
         if (m.Success)

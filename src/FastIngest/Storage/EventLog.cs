@@ -536,7 +536,14 @@ public sealed class EventLog : IDisposable
         _commitRequested.Set();
         _commitThread.Join();
         _waiters.Fail(new ObjectDisposedException(nameof(EventLog)));
-        _log.Dispose();
+        try
+        {
+            _log.Dispose(); // after a failed commit FASTER may throw its stored failure from here too
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            StorageLog.FinalCommitFailed(_logger, ex, _name);
+        }
         _device.Dispose();
         _commitRequested.Dispose();
         _deviceProgress.Dispose();
