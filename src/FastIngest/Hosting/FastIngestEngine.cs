@@ -133,8 +133,11 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
 
+        _eventsTailAtSample = _log.TailAddress;
+        _quarantineTailAtSample = _quarantine.TailAddress;
         _dataDirBytes = MeasureDataDir();
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time, Damage);
+        WarnIfDiskTooSmall();
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
         _log.CommitLatency = Metrics.CommitLatency;
     }
 
@@ -183,7 +186,19 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     }
 
     /// <summary>True while <c>DataDir</c> is over <c>Storage:MaxDiskBytes</c>: webhooks get 503 and <c>/readyz</c> fails.</summary>
-    public bool OverDiskQuota => _options.Storage.MaxDiskBytes > 0 && Interlocked.Read(ref _dataDirBytes) > _options.Storage.MaxDiskBytes;
+    public bool OverDiskQuota => _options.Storage.MaxDiskBytes > 0 && DataDirBytesNow > _options.Storage.MaxDiskBytes;
+
+    private long _eventsTailAtSample;
+    private long _quarantineTailAtSample;
+
+    /// <summary>
+    /// <c>DataDir</c>'s bytes at the last sample plus what the event and quarantine logs took since (their tails
+    /// moved, written or about to be): the quota holds at append time, not a second late.
+    /// </summary>
+    private long DataDirBytesNow
+        => Interlocked.Read(ref _dataDirBytes)
+            + Math.Max(0, _log.TailAddress - Interlocked.Read(ref _eventsTailAtSample))
+            + Math.Max(0, _quarantine.TailAddress - Interlocked.Read(ref _quarantineTailAtSample));
 
     /// <summary>
     /// Why the server should not get traffic now, one line per reason (empty when ready): the event log failed a
@@ -201,6 +216,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
         if (StorageStall is { } stall)
             reasons.Add(stall);
+        if (Volatile.Read(ref _checkpointSkipReason) is { } skipped)
+            reasons.Add(skipped);
         if (OverDiskQuota)
             reasons.Add($"disk: DataDir holds {DataDirBytes} bytes, over Storage:MaxDiskBytes {_options.Storage.MaxDiskBytes}; webhooks get 503");
         var now = _time.GetUtcNow();
@@ -259,7 +276,13 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             {
                 WatchStall();
                 var was = OverDiskQuota;
-                Interlocked.Exchange(ref _dataDirBytes, MeasureDataDir());
+                var events = _log.TailAddress;
+                var quarantine = _quarantine.TailAddress;
+                var measured = MeasureDataDir();
+                // Tails read before the measure: what was appended meanwhile is counted twice (the safe side) until the next sample.
+                Interlocked.Exchange(ref _dataDirBytes, measured);
+                Interlocked.Exchange(ref _eventsTailAtSample, events);
+                Interlocked.Exchange(ref _quarantineTailAtSample, quarantine);
                 if (OverDiskQuota != was)
                     StorageLog.DiskQuota(_logger, OverDiskQuota, DataDirBytes, _options.Storage.MaxDiskBytes);
                 WatchSilence();
@@ -489,6 +512,15 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// </summary>
     public async Task CheckpointAndTruncateAsync(CancellationToken cancellationToken = default)
     {
+        if (CheckpointWouldNotFit() is { } reason)
+        {
+            Interlocked.Increment(ref _checkpointsSkipped);
+            if (Interlocked.Exchange(ref _checkpointSkipReason, reason) is null)
+                EngineLog.CheckpointSkipped(_logger, reason);
+            return;
+        }
+        if (Interlocked.Exchange(ref _checkpointSkipReason, null) is not null)
+            EngineLog.CheckpointFitsAgain(_logger, Interlocked.Read(ref _checkpointsSkipped));
         try
         {
             // Under every stripe lock no append is between its record and its marks: every record below the committed
@@ -507,6 +539,52 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException)
         {
             StorageLog.CheckpointFailed(_logger, ex);
+        }
+    }
+
+    private long _checkpointsSkipped;
+    private string? _checkpointSkipReason;
+
+    /// <summary>Checkpoints skipped since start because their files would not have fit (<c>fastingest_checkpoints_skipped_total</c>).</summary>
+    public long CheckpointsSkipped => Interlocked.Read(ref _checkpointsSkipped);
+
+    /// <summary>
+    /// Why a checkpoint would not fit now, or null: it writes <see cref="StorageFootprint.CheckpointBytes"/> of index
+    /// files, and the event log keeps <see cref="StorageFootprint.LogReserveBytes"/> of room for its own growth, both
+    /// against the file system's free space and against <c>Storage:MaxDiskBytes</c>. A checkpoint that does not fit
+    /// is skipped (the log is then not truncated either) instead of filling the disk under the event log.
+    /// </summary>
+    private string? CheckpointWouldNotFit()
+    {
+        var storage = _options.Storage;
+        var need = StorageFootprint.CheckpointBytes(storage) + StorageFootprint.LogReserveBytes(storage);
+        long free;
+        try
+        {
+            free = new DriveInfo(DataDir).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            free = long.MaxValue; // cannot tell: try, a failing write is retried anyway
+        }
+        if (free < need)
+            return $"checkpoint skipped: it needs {need} bytes free (index files {StorageFootprint.CheckpointBytes(storage)} + event log reserve {StorageFootprint.LogReserveBytes(storage)}), the disk of DataDir has {free}; the log is not truncated until one fits (free space, or lower Storage:*IndexBytes)";
+        if (storage.MaxDiskBytes > 0 && DataDirBytesNow + need > storage.MaxDiskBytes)
+            return $"checkpoint skipped: it needs {need} bytes (index files {StorageFootprint.CheckpointBytes(storage)} + event log reserve {StorageFootprint.LogReserveBytes(storage)}) and DataDir holds {DataDirBytesNow} of Storage:MaxDiskBytes {storage.MaxDiskBytes}; the log is not truncated until one fits";
+        return null;
+    }
+
+    private void WarnIfDiskTooSmall()
+    {
+        try
+        {
+            var drive = new DriveInfo(DataDir);
+            var fixedBytes = StorageFootprint.FixedDiskBytes(_options.Storage);
+            if (drive.TotalSize < fixedBytes)
+                EngineLog.DiskTooSmall(_logger, DataDir, drive.TotalSize, fixedBytes);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
         }
     }
 
@@ -531,8 +609,11 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         var reserve = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, budget.Ticks / 4));
         TimeSpan Left() => budget - reserve - _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks));
 
-        // A checkpoint in progress on a disk that takes no writes would never end: past the budget, what cannot be
-        // written is given up (everything acknowledged is already durable in the event log).
+        // A disk that refuses writes now is not waited for: an ack, a checkpoint or a send record would wait for it
+        // forever. Everything acknowledged is already durable in the event log; what is given up is redone after
+        // the next start (an ack lost means a delivery repeated, with the same event id).
+        if (StorageStall is not null)
+            GiveUpStalledWrites();
         if (!await Within(_maintenance, Left()).ConfigureAwait(false))
             GiveUpStalledWrites();
         await _diskWatch.ConfigureAwait(false);
@@ -542,8 +623,18 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             var left = Left();
             drain.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
             // Sends first: their last lifecycle events go into the event log before the dispatchers stop.
-            await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
-            await Task.WhenAll(_dispatchers.Select(d => d.StopAsync(drain.Token))).ConfigureAwait(false);
+            var stopping = Task.Run(async () =>
+            {
+                await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
+                await Task.WhenAll(_dispatchers.Select(d => d.StopAsync(drain.Token))).ConfigureAwait(false);
+            }, CancellationToken.None);
+            // A worker recording an ack waits for its commit, whatever the token: past the budget, writes that do not
+            // go through are given up, which ends those waits.
+            if (!await Within(stopping, (left > TimeSpan.Zero ? left : TimeSpan.Zero) + TimeSpan.FromTicks(reserve.Ticks / 4)).ConfigureAwait(false))
+            {
+                GiveUpStalledWrites();
+                await Within(stopping, TimeSpan.FromTicks(reserve.Ticks / 4)).ConfigureAwait(false);
+            }
         }
         foreach (var d in _dispatchers)
             await d.DisposeAsync().ConfigureAwait(false);
@@ -649,6 +740,15 @@ internal static partial class EngineLog
 
     [LoggerMessage(4012, LogLevel.Information, "Data directory: {Path} (FastIngest:DataDir '{Configured}')")]
     public static partial void DataDirectory(ILogger logger, string path, string configured);
+
+    [LoggerMessage(4013, LogLevel.Error, "{Reason} (logged once; /readyz fails and fastingest_checkpoints_skipped_total counts until one fits)")]
+    public static partial void CheckpointSkipped(ILogger logger, string reason);
+
+    [LoggerMessage(4014, LogLevel.Warning, "Checkpoints fit again, after {Skipped} skipped since start")]
+    public static partial void CheckpointFitsAgain(ILogger logger, long skipped);
+
+    [LoggerMessage(4015, LogLevel.Warning, "The disk of {DataDir} holds {TotalBytes} bytes in all, less than these storage sizes need ({FixedBytes}: README, Sizing); checkpoints will be skipped and the event log not truncated")]
+    public static partial void DiskTooSmall(ILogger logger, string dataDir, long totalBytes, long fixedBytes);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

@@ -31,7 +31,7 @@ public sealed class FastIngestMetrics : IDisposable
     private readonly Meter _meter = new(MeterName);
 
     /// <summary>Creates the instruments over live sources, read at each scrape.</summary>
-    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null, TimeProvider? time = null, Storage.DamageReport? damage = null)
+    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null, TimeProvider? time = null, Storage.DamageReport? damage = null, Func<long>? checkpointsSkipped = null)
     {
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(dispatch);
@@ -51,6 +51,8 @@ public sealed class FastIngestMetrics : IDisposable
         _meter.CreateObservableCounter("fastingest_forward_circuit_opens_total", () => Dispatch(dispatch, d => d.CircuitOpened), description: "Times the circuit breaker of the tenant's bot URL opened (a failed probe counts again).");
         _meter.CreateObservableCounter("fastingest_dispatch_worker_faults_total", () => Dispatch(dispatch, d => d.WorkerFaults), description: "Unexpected exceptions in the tenant's log reader or delivery workers; each restarted what failed and retried the event it held.");
         _meter.CreateObservableGauge("fastingest_dead_letters", deadLetters, description: "Open entries in the dead-letter queue.");
+        if (checkpointsSkipped is not null)
+            _meter.CreateObservableCounter("fastingest_checkpoints_skipped_total", checkpointsSkipped, description: "Checkpoints skipped because their index files would not have fit (free space of DataDir's disk, or Storage:MaxDiskBytes); the log is not truncated until one fits.");
         if (damage is not null)
         {
             _meter.CreateObservableCounter("fastingest_storage_damage_total", () => damage.FoundSinceStart.Select(kv => new Measurement<long>(kv.Value, new KeyValuePair<string, object?>("store", kv.Key))), description: "Damaged log ranges cut out and stores started empty, found at start-up, by store (events, quarantine, deadletter, outbound, dedupe, state, window).");

@@ -130,7 +130,10 @@ public sealed class DiskFaultTests : BotTest
                 await Task.Delay(50);
 
             server.Terminate();
-            Assert.True(server.Process.WaitForExit(TimeSpan.FromSeconds(60)), "the server did not exit after SIGTERM on a full disk");
+            var exited = server.Process.WaitForExit(TimeSpan.FromSeconds(60));
+            if (!exited)
+                File.WriteAllLines("/tmp/sigterm-output.txt", server.Output);
+            Assert.True(exited, "the server did not exit after SIGTERM on a full disk");
             if (server.Process.ExitCode != 0)
                 File.WriteAllLines("/tmp/sigterm-output.txt", server.Output);
             Assert.True(server.Process.ExitCode == 0, $"exit {server.Process.ExitCode}:\n{string.Join('\n', server.Output.TakeLast(60))}");

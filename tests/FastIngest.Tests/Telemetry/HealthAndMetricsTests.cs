@@ -76,8 +76,13 @@ public sealed class HealthAndMetricsTests
     {
         using var dir = new TempDir();
         await using var bot = await BotServer.StartAsync();
+        // The smallest quota these sizes allow (start-up refuses less), then a file that takes all of it.
+        var quota = FastIngest.Storage.StorageFootprint.FixedDiskBytes(new FastIngest.Configuration.StorageOptions { LogMemoryBytes = 16 << 20, DedupeIndexBytes = 1 << 16 });
         await using var server = await IngestServer.StartAsync(dir.Path, [new TestTenant("t1", ForwardUrl: bot.Url)],
-            new Dictionary<string, string?> { ["FastIngest:Storage:MaxDiskBytes"] = "1024" }); // any log segment is more
+            new Dictionary<string, string?> { ["FastIngest:Storage:MaxDiskBytes"] = quota.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        var ballast = Path.Combine(dir.Path, "ballast");
+        using (var f = File.Create(ballast))
+            f.SetLength(quota); // sparse: counted at its length, costs no disk
         await WaitUntil(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable);
         var ready = await server.Client.GetAsync("/readyz");
         Assert.Contains("over Storage:MaxDiskBytes", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
@@ -86,8 +91,13 @@ public sealed class HealthAndMetricsTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.NotNull(refused.Headers.RetryAfter);
         Assert.Equal(1, Value(await Metrics(server), "fastingest_requests_total", "tenant=\"t1\",result=\"unavailable\""));
-        await Task.Delay(300);
-        Assert.Empty(bot.Requests); // refused, not recorded: Meta keeps it and retries
+
+        // Refused, not recorded (Meta keeps it and retries): back under the quota, a sentinel arrives and it does not.
+        File.Delete(ballast);
+        await WaitUntil(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK);
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("t1", Payloads.Text("wamid.SENTINEL"), "app-secret")).StatusCode);
+        await bot.WaitForEventAsync("msg:wamid.SENTINEL");
+        Assert.DoesNotContain(bot.Requests, r => r.EventId == "msg:wamid.FULL");
     }
 
     private static async Task<string> Metrics(IngestServer server)
