@@ -194,7 +194,25 @@ public sealed class LogDamageTests : BotTest
             Assert.Single(Directory.GetDirectories(_dir.Path, "dedupe.damaged-*"));
             Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("acme", Payloads.Text("wamid.AFTER", from: Customer(0)), "app-secret")).StatusCode);
             await Bot.WaitForEventAsync("msg:wamid.AFTER");
+
+            // The operator's command line: list, then clear; ready again.
+            var url = server.Client.BaseAddress!.ToString();
+            var (code, output) = await Cli("list", "--url", url, "--token", AdminToken);
+            Assert.Equal(0, code);
+            Assert.Contains("\"store\":\"dedupe\"", output, StringComparison.Ordinal);
+            (code, output) = await Cli("clear", "--url", url, "--token", AdminToken);
+            Assert.Equal(0, code);
+            Assert.Contains("\"cleared\":1", output, StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/readyz")).StatusCode);
         }
+    }
+
+    private static async Task<(int Code, string Output)> Cli(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = await FastIngest.Server.AdminCli.RunAsync(FastIngest.Server.AdminCli.DamageCommand, args, output, error);
+        return (code, output + error.ToString());
     }
 
     [Fact]
