@@ -550,8 +550,9 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>
     /// Why a checkpoint would not fit now, or null: it writes <see cref="StorageFootprint.CheckpointBytes"/> of index
-    /// files, and the event log keeps <see cref="StorageFootprint.LogReserveBytes"/> of room for its own growth, both
-    /// against the file system's free space and against <c>Storage:MaxDiskBytes</c>. A checkpoint that does not fit
+    /// files, which must fit the file system's free space with <see cref="StorageFootprint.LogReserveBytes"/> left for
+    /// the event log's own growth, and fit beside what <c>DataDir</c> holds under <c>Storage:MaxDiskBytes</c> (whose
+    /// least value already includes that reserve). A checkpoint that does not fit
     /// is skipped (the log is then not truncated either) instead of filling the disk under the event log.
     /// </summary>
     private string? CheckpointWouldNotFit()
@@ -569,8 +570,10 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         if (free < need)
             return $"checkpoint skipped: it needs {need} bytes free (index files {StorageFootprint.CheckpointBytes(storage)} + event log reserve {StorageFootprint.LogReserveBytes(storage)}), the disk of DataDir has {free}; the log is not truncated until one fits (free space, or lower Storage:*IndexBytes)";
-        if (storage.MaxDiskBytes > 0 && DataDirBytesNow + need > storage.MaxDiskBytes)
-            return $"checkpoint skipped: it needs {need} bytes (index files {StorageFootprint.CheckpointBytes(storage)} + event log reserve {StorageFootprint.LogReserveBytes(storage)}) and DataDir holds {DataDirBytesNow} of Storage:MaxDiskBytes {storage.MaxDiskBytes}; the log is not truncated until one fits";
+        // Under a quota the log's reserve is already part of the fixed footprint the quota was checked against at
+        // start: the new index files must fit beside what DataDir holds now.
+        if (storage.MaxDiskBytes > 0 && DataDirBytesNow + StorageFootprint.CheckpointBytes(storage) > storage.MaxDiskBytes)
+            return $"checkpoint skipped: its index files need {StorageFootprint.CheckpointBytes(storage)} bytes and DataDir holds {DataDirBytesNow} of Storage:MaxDiskBytes {storage.MaxDiskBytes}; the log is not truncated until one fits";
         return null;
     }
 

@@ -26,7 +26,7 @@ public sealed class DedupeStore : IDisposable
     private readonly Stack<DedupeSession> _sessions = new();
     private readonly string _replayFromPath;
     private readonly string _directory;
-    private readonly KvManifest _manifest = null!;
+    private readonly KvManifest _manifest;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _checkpointGate = new(1, 1);
     private readonly LogAgeMap? _ageMap;
@@ -53,20 +53,7 @@ public sealed class DedupeStore : IDisposable
         // stripe lock, and that read must not wait in the thread pool's queue behind the requests it is blocking.
         _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
         _settings = KvSettings.Create<DedupeEntry>(directory, _device, indexBytes, memoryBytes);
-        try
-        {
-            _manifest = new KvManifest(directory, _settings.SegmentSize, _settings.PageSize);
-            _manifest.Verify();
-            _kv = new FasterKV<DedupeKey, DedupeEntry>(_settings);
-            KvCheckpoints.Recover(_kv, directory);
-        }
-        catch
-        {
-            _kv?.Dispose();
-            _settings.Dispose();
-            _device.Dispose();
-            throw;
-        }
+        _kv = KvCheckpoints.Open(directory, _settings, _device, out _manifest);
         _stripes = new object[StripeCount];
         for (var i = 0; i < _stripes.Length; i++)
             _stripes[i] = new object();

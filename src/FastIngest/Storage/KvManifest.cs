@@ -95,12 +95,28 @@ internal sealed class KvManifest
         var checkpoints = Path.Combine(_directory, "checkpoints");
         if (Directory.Exists(checkpoints))
         {
-            foreach (var file in Directory.EnumerateFiles(checkpoints, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            string[] files;
+            try
+            {
+                files = [.. Directory.EnumerateFiles(checkpoints, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)];
+            }
+            catch (DirectoryNotFoundException)
+            {
+                files = []; // a whole outdated checkpoint went while we listed: list again next time
+            }
+            foreach (var file in files)
             {
                 var relative = Path.GetRelativePath(checkpoints, file);
                 if (relative.Contains(' ', StringComparison.Ordinal))
                     continue;
-                text.Append(CultureInfo.InvariantCulture, $"file {relative} {new FileInfo(file).Length} {HashFile(file):x16}\n");
+                try
+                {
+                    text.Append(CultureInfo.InvariantCulture, $"file {relative} {new FileInfo(file).Length} {HashFile(file):x16}\n");
+                }
+                catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+                {
+                    // FASTER deletes the outdated checkpoint as the new one completes; recovery will not read it.
+                }
             }
         }
         foreach (var (from, until, hash) in _ranges)

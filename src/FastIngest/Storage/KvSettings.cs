@@ -41,6 +41,33 @@ internal static class KvSettings
 /// </summary>
 internal static class KvCheckpoints
 {
+    /// <summary>
+    /// Opens the store in <paramref name="directory"/>: verifies its files against their <see cref="KvManifest"/>,
+    /// creates it and recovers its latest checkpoint (<see cref="Recover"/>). On failure the settings and the device
+    /// are disposed and the error is thrown (the caller moves the store aside: <c>StoreRecovery</c>).
+    /// </summary>
+    /// <exception cref="IOException">A file does not verify, or a checkpoint was completed and none recovers.</exception>
+    public static FasterKV<DedupeKey, TValue> Open<TValue>(string directory, FasterKVSettings<DedupeKey, TValue> settings, IDevice device, out KvManifest manifest)
+        where TValue : new()
+    {
+        FasterKV<DedupeKey, TValue>? kv = null;
+        try
+        {
+            manifest = new KvManifest(directory, settings.SegmentSize, settings.PageSize);
+            manifest.Verify();
+            kv = new FasterKV<DedupeKey, TValue>(settings);
+            Recover(kv, directory);
+            return kv;
+        }
+        catch
+        {
+            kv?.Dispose();
+            settings.Dispose();
+            device.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Recovers <paramref name="kv"/> from its latest checkpoint in <paramref name="directory"/>, if one was ever completed.</summary>
     /// <exception cref="IOException">A checkpoint was completed, and none can be recovered now.</exception>
     public static void Recover<TValue>(FasterKV<DedupeKey, TValue> kv, string directory)

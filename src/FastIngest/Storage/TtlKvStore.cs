@@ -21,7 +21,7 @@ internal sealed class TtlKvStore<TValue> : IDisposable
     private readonly ILogger _logger;
     private readonly string _name;
     private readonly string _directory;
-    private readonly KvManifest _manifest = null!;
+    private readonly KvManifest _manifest;
 
     /// <summary>Opens (recovering the latest checkpoint) the store <paramref name="name"/> in <paramref name="directory"/>.</summary>
     /// <param name="directory">Where its log and checkpoints live.</param>
@@ -40,20 +40,7 @@ internal sealed class TtlKvStore<TValue> : IDisposable
         _logger = logger;
         _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
         _settings = KvSettings.Create<TValue>(directory, _device, indexBytes, memoryBytes);
-        try
-        {
-            _manifest = new KvManifest(directory, _settings.SegmentSize, _settings.PageSize);
-            _manifest.Verify();
-            _kv = new FasterKV<DedupeKey, TValue>(_settings);
-            KvCheckpoints.Recover(_kv, directory);
-        }
-        catch
-        {
-            _kv?.Dispose();
-            _settings.Dispose();
-            _device.Dispose();
-            throw;
-        }
+        _kv = KvCheckpoints.Open(directory, _settings, _device, out _manifest);
         Sessions = new KvSessionPool<TValue>(_kv);
         _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), ttl);
     }
