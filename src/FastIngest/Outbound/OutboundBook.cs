@@ -47,7 +47,13 @@ public sealed class OutboundBook : IDisposable
                     case OutboundRecords.Step:
                         var (sendAddress, step, wamid) = OutboundRecords.ReadStep(record);
                         if (_byAddress.TryGetValue(sendAddress, out var owner2))
+                        {
                             Apply(owner2, step, wamid);
+                            // The wamid comes with the "accepted" step, after the send was indexed: without this, a
+                            // restart left every accepted send unreachable by its status webhooks.
+                            if (owner2.Wamid is { } accepted)
+                                _byWamid[(owner2.Tenant, accepted)] = owner2;
+                        }
                         break;
                 }
             }

@@ -186,6 +186,31 @@ public sealed class OutboundTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Statuses_after_a_restart_still_move_a_send_accepted_before_it_and_reach_the_bot_once()
+    {
+        await StartAsync();
+        await CustomerWritesAsync("16505550011", "wamid.IN11");
+        var (_, answer, _) = await SendAsync(Text("16505550011", "before the restart"));
+        var id = IdOf(answer);
+        await _graph.WaitForAcceptedAsync(1);
+        var wamid = (await WaitForStatusAsync(id, "accepted")).GetProperty("wamid").GetString()!;
+        await WaitUntilAsync(() => Lifecycle(id).Count >= 1); // "accepted" reached the bot before the restart
+
+        // The restart, then Meta's statuses of that send (before: ignored, the send stayed "accepted" for good).
+        await RestartAsync();
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await FakeGraphApi.PostStatusesAsync(Server.Client, "t1", Secret, wamid, "16505550011", ("sent", t0 + 1), ("delivered", t0 + 2), ("read", t0 + 3));
+        var read = await WaitForStatusAsync(id, "read");
+        Assert.Equal(["queued", "submitted", "accepted", "sent", "delivered", "read"], read.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("status").GetString()!).ToArray());
+
+        // Each lifecycle step reached the bot once; the sentinel is a second send to the same customer, whose
+        // lifecycle travels behind the first one's.
+        var (_, second, _) = await SendAsync(Text("16505550011", "sentinel"));
+        await WaitUntilAsync(() => Lifecycle(IdOf(second)).Count >= 1);
+        Assert.Equal(["accepted", "sent", "delivered", "read"], Lifecycle(id).Select(v => v.GetProperty("status").GetString()!).ToArray());
+    }
+
+    [Fact]
     public async Task A_repeated_send_returns_the_first_result_and_never_sends_twice_even_across_a_restart()
     {
         await StartAsync();
