@@ -226,6 +226,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             if (t.Silence.IsSilent(now))
                 reasons.Add($"tenant {t.Id}: no inbound message for {t.Silence.SecondsSinceMessage(now.ToUnixTimeMilliseconds()):0} s, over InboundSilence {t.Options.InboundSilence.TotalSeconds:0} s inside its active hours (is Meta still sending to this webhook?)");
         }
+        if (Outbound.RecentSchedulerFault() is { } schedulerFault)
+            reasons.Add(schedulerFault);
         foreach (var (tenant, _, queued, paused) in Outbound.TenantStats())
         {
             if (paused)

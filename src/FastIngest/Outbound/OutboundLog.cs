@@ -24,4 +24,7 @@ internal static partial class OutboundLog
 
     [LoggerMessage(6007, LogLevel.Information, "Tenant {Tenant}: the bot is down; holding message {Id} queued for customer {Customer}")]
     public static partial void Holding(ILogger logger, string tenant, string customer, string id);
+
+    [LoggerMessage(6008, LogLevel.Critical, "The send scheduler failed unexpectedly; it is restarted in 1 s and the sends stay queued")]
+    public static partial void SchedulerFaulted(ILogger logger, Exception exception);
 }

@@ -121,7 +121,57 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     /// <summary>Requests to Meta in flight now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    public void Start() => _loop = Task.Run(() => LoopAsync(_stop.Token));
+    public void Start() => _loop = Task.Run(() => SuperviseAsync(_stop.Token));
+
+    private long _faults;
+    private long _lastFaultUnixMs;
+    private string? _lastFault;
+
+    /// <summary>Unexpected exceptions of the scheduler loop since start (each was logged and the loop restarted).</summary>
+    public long Faults => Interlocked.Read(ref _faults);
+
+    /// <summary>The last fault, if it was in the last 5 minutes (for <c>/readyz</c>), else null.</summary>
+    public string? RecentFault()
+        => _lastFault is { } fault && Now - Interlocked.Read(ref _lastFaultUnixMs) < 5 * 60 * 1000 ? fault : null;
+
+    /// <summary>Fault injection (tests): thrown once from inside the loop, as an unexpected bug would be.</summary>
+    internal Exception? InjectFault { get; set; }
+
+    /// <summary>
+    /// Runs the loop until <paramref name="ct"/> stops it. An unexpected exception (a bug: the loop is every tenant's
+    /// sends) is logged, counted, shown on <c>/readyz</c> for 5 minutes, and the loop starts again after 1 s; the
+    /// sends stay queued.
+    /// </summary>
+    private async Task SuperviseAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                await LoopAsync(ct).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Interlocked.Increment(ref _faults);
+                Interlocked.Exchange(ref _lastFaultUnixMs, Now);
+                _lastFault = $"send scheduler failed ({ex.GetType().Name}: {ex.Message}) and was restarted";
+                OutboundLog.SchedulerFaulted(_logger, ex);
+            }
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
 
     /// <summary>Queues <paramref name="message"/> behind its tenant's other sends.</summary>
     public void Enqueue(OutboundLane lane, OutboundMessage message)
@@ -139,6 +189,11 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         {
             while (!ct.IsCancellationRequested)
             {
+                if (InjectFault is { } fault)
+                {
+                    InjectFault = null;
+                    throw fault;
+                }
                 var sent = false;
                 var waiting = false;
                 for (var k = 0; k < _lanes.Length && InFlight < _options.MaxInFlight; k++)

@@ -100,6 +100,18 @@ public sealed class OutboundService : IAsyncDisposable
     /// <summary>The phone numbers' buckets (rate now, cuts) for <c>/metrics</c>.</summary>
     public IEnumerable<ThroughputBucket> PhoneBuckets => _scheduler.PhoneBuckets;
 
+    /// <summary>Unexpected exceptions of the send scheduler since start (<c>fastingest_outbound_scheduler_faults_total</c>).</summary>
+    public long SchedulerFaults => _scheduler.Faults;
+
+    /// <summary>The send scheduler's last fault if it was in the last 5 minutes (it was restarted), else null.</summary>
+    public string? RecentSchedulerFault() => _scheduler.RecentFault();
+
+    /// <summary>Fault injection (tests): the scheduler loop throws this once.</summary>
+    internal Exception? InjectSchedulerFault
+    {
+        set => _scheduler.InjectFault = value;
+    }
+
     /// <summary>Each sending tenant's id, counters, queued sends and whether an expired token paused it.</summary>
     public IEnumerable<(string Tenant, OutboundCounters Counters, int Queued, bool Paused)> TenantStats()
         => Lanes.Select(l => (l.Tenant.Id, l.Counters, l.QueueLength, l.Paused));

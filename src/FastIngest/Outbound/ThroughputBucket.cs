@@ -8,9 +8,14 @@ namespace FastIngest.Outbound;
 /// back a tenth of the configured rate. The bucket holds at most one replenishment's worth of tokens (a tenth of a
 /// second at 10 messages/s or more), so no window of T seconds sees more than rate × T plus that burst.
 /// </summary>
-/// <remarks>Taken from one thread (the scheduler); <see cref="Rate"/> may be read from any.</remarks>
+/// <remarks>
+/// Thread-safe: the scheduler takes tokens while send tasks cut the rate on Meta's throttling answers. Every read
+/// or replacement of the limiter is under one lock, so a take never meets a limiter a cut has just disposed, and
+/// concurrent cuts are each a halving (none is lost). The lock is held for a non-blocking acquire at most.
+/// </remarks>
 public sealed class ThroughputBucket : IDisposable
 {
+    private readonly object _gate = new();
     private readonly TimeProvider _time;
     private readonly TimeSpan _recovery;
     private TokenBucketRateLimiter _limiter;
@@ -60,36 +65,49 @@ public sealed class ThroughputBucket : IDisposable
     {
         get
         {
-            Recover();
-            return _limiter.GetStatistics()?.CurrentAvailablePermits >= 1;
+            lock (_gate)
+            {
+                RecoverLocked();
+                return _limiter.GetStatistics()?.CurrentAvailablePermits >= 1;
+            }
         }
     }
 
     /// <summary>Takes a token if there is one.</summary>
     public bool TryTake()
     {
-        Recover();
-        using var lease = _limiter.AttemptAcquire(1);
-        return lease.IsAcquired;
+        lock (_gate)
+        {
+            RecoverLocked();
+            using var lease = _limiter.AttemptAcquire(1);
+            return lease.IsAcquired;
+        }
     }
 
     /// <summary>Halves the rate (down to a hundredth of the configured one, at least 0.1/s) and empties the bucket.</summary>
     public void Cut()
     {
-        var cut = Math.Max(Math.Max(ConfiguredRate / 100, 0.1), Rate / 2);
-        Replace(cut);
+        lock (_gate)
+            Replace(Math.Max(Math.Max(ConfiguredRate / 100, 0.1), _rate / 2));
     }
 
     /// <summary>Gives back a tenth of the configured rate if <c>RateRecoveryInterval</c> has passed since the last change; true while still below it.</summary>
     public bool Recover()
     {
-        if (Rate >= ConfiguredRate)
-            return false;
-        if (_time.GetUtcNow() - _lastChange >= _recovery)
-            Replace(Math.Min(ConfiguredRate, Rate + ConfiguredRate / 10));
-        return Rate < ConfiguredRate;
+        lock (_gate)
+            return RecoverLocked();
     }
 
+    private bool RecoverLocked()
+    {
+        if (_rate >= ConfiguredRate)
+            return false;
+        if (_time.GetUtcNow() - _lastChange >= _recovery)
+            Replace(Math.Min(ConfiguredRate, _rate + ConfiguredRate / 10));
+        return _rate < ConfiguredRate;
+    }
+
+    /// <summary>Under the lock.</summary>
     private void Replace(double rate)
     {
         var old = _limiter;
@@ -100,5 +118,9 @@ public sealed class ThroughputBucket : IDisposable
     }
 
     /// <summary>Stops the replenishment timer.</summary>
-    public void Dispose() => _limiter.Dispose();
+    public void Dispose()
+    {
+        lock (_gate)
+            _limiter.Dispose();
+    }
 }

@@ -123,4 +123,50 @@ public sealed class OutboundRulesTests
         Assert.Equal(80, bucket.Rate);
         Assert.False(bucket.Recover());
     }
+
+    [Fact]
+    public async Task Cuts_from_many_send_tasks_race_the_scheduler_s_takes_without_losing_a_cut_or_throwing()
+    {
+        // 130429 answers come back on send tasks while the scheduler loop takes tokens from the same bucket. Before,
+        // a take could meet a limiter a cut had just disposed (ObjectDisposedException out of the scheduler loop,
+        // which then stopped for every tenant), and two cuts read the same rate (one was lost).
+        var time = new Support.ManualClock(DateTimeOffset.UtcNow);
+        using var bucket = new ThroughputBucket("p", 1000, TimeSpan.FromSeconds(5), time);
+        using var stop = new CancellationTokenSource();
+        var taker = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                _ = bucket.Available;
+                _ = bucket.TryTake();
+                _ = bucket.Recover();
+            }
+        });
+        const int cuts = 7;
+        using var go = new ManualResetEventSlim(false);
+        var cutters = Enumerable.Range(0, cuts).Select(_ => Task.Run(() =>
+        {
+            go.Wait();
+            for (var i = 0; i < 2_000; i++)
+            {
+                bucket.Cut();
+                time.Advance(TimeSpan.FromSeconds(5)); // lets the taker's Recover replace the limiter too
+            }
+        })).ToArray();
+        go.Set();
+        await Task.WhenAll(cutters);
+        await stop.CancelAsync();
+        await taker; // throws what the taker met
+        Assert.InRange(bucket.Rate, 10, 1000);
+
+        // Without a recovery in between, n concurrent cuts are n halvings.
+        for (var round = 0; round < 2000; round++)
+        {
+            using var quiet = new ThroughputBucket("q", 1024, TimeSpan.FromSeconds(5), new Support.ManualClock(DateTimeOffset.UtcNow));
+            using var start = new Barrier(4);
+            var four = Enumerable.Range(0, 4).Select(_ => Task.Run(() => { start.SignalAndWait(); quiet.Cut(); })).ToArray();
+            await Task.WhenAll(four);
+            Assert.Equal(64, quiet.Rate);
+        }
+    }
 }

@@ -211,6 +211,36 @@ public sealed class OutboundTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_scheduler_fault_is_logged_counted_and_on_readyz_and_the_sends_still_go_out()
+    {
+        await StartAsync();
+        // An unexpected exception inside the scheduler loop (a bug): before, the loop's task ended and no tenant's
+        // send ever went out again, silently.
+        Server.Engine.Outbound.InjectSchedulerFault = new InvalidOperationException("injected scheduler fault");
+        var ready = await WaitForReadyzAsync(text => text.Contains("send scheduler failed", StringComparison.Ordinal));
+        Assert.Contains("injected scheduler fault", ready, StringComparison.Ordinal);
+        Assert.Contains("fastingest_outbound_scheduler_faults_total 1", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+
+        var (status, answer, _) = await SendAsync(Template("16505550012"));
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        await WaitForStatusAsync(IdOf(answer), "accepted");
+    }
+
+    private async Task<string> WaitForReadyzAsync(Func<string, bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            var text = await (await Server.Client.GetAsync("/readyz")).Content.ReadAsStringAsync();
+            if (condition(text))
+                return text;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("/readyz: " + text);
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
     public async Task A_repeated_send_returns_the_first_result_and_never_sends_twice_even_across_a_restart()
     {
         await StartAsync();
