@@ -323,6 +323,8 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             OutboundLog.SendCrashed(_logger, ex, lane.Tenant.Id, message.Id);
             message.NotBeforeUnixMs = Now + (long)_options.MaxBackoff.TotalMilliseconds;
             requeue = true;
+            lane.Probing = false; // a probe that crashed must not leave the tenant paused for good
+
         }
         lock (lane.Queue)
         {
@@ -338,11 +340,16 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     private bool Handle(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
     {
         var now = Now;
-        if (answer.Class != MetaErrorClass.AuthExpired && lane.Paused)
+        if (lane.Paused)
         {
-            Volatile.Write(ref lane.PausedUntilUnixMs, 0);
+            // Only an answer from Meta past its token check proves the token works; a transient one (5xx, a timeout)
+            // proves nothing: the tenant stays paused and the same send probes again after its backoff.
+            if (answer.Class is not (MetaErrorClass.AuthExpired or MetaErrorClass.Transient))
+            {
+                Volatile.Write(ref lane.PausedUntilUnixMs, 0);
+                OutboundLog.Resumed(_logger, lane.Tenant.Id);
+            }
             lane.Probing = false;
-            OutboundLog.Resumed(_logger, lane.Tenant.Id);
         }
         switch (answer.Class)
         {

@@ -462,6 +462,28 @@ public sealed class OutboundTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_probe_that_meets_a_transient_error_keeps_the_tenant_paused_until_one_proves_the_token()
+    {
+        // Backoff of 2 s: the transient answer's retry is well after the check below.
+        await StartAsync(new() { ["FastIngest:Outbound:InitialBackoff"] = "00:00:02", ["FastIngest:Outbound:MaxBackoff"] = "00:00:02" });
+        _graph.Token = "renewed-token";
+        var (_, queued, _) = await SendAsync(Template("16505552003"));
+        var id = IdOf(queued);
+        await WaitUntilAsync(() => Server.Client.GetStringAsync("/metrics").Result.Contains("fastingest_outbound_paused{tenant=\"t1\"} 1", StringComparison.Ordinal));
+
+        // The probe passes Meta's token check but meets a 500: that proves nothing about the token.
+        _graph.Fail("16505552003", 500, 1, "An unknown error occurred");
+        _graph.Token = MetaToken;
+        await WaitUntilAsync(() => Server.Client.GetStringAsync("/metrics").Result.Contains("fastingest_outbound_retries_total{tenant=\"t1\"} 1", StringComparison.Ordinal));
+        var metrics = await Server.Client.GetStringAsync("/metrics");
+        Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 1", metrics, StringComparison.Ordinal); // before: 0
+
+        // The next probe is accepted: that one resumes the tenant.
+        await WaitForStatusAsync(id, "accepted");
+        Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sends_queued_at_a_restart_all_go_out_once_afterwards()
     {
         await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = "2" });
