@@ -61,6 +61,33 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
         }
     }
 
+    /// <summary>
+    /// Posts <paramref name="body"/> to <c>{version}/{phone_number_id}/messages</c> as it is and returns Meta's answer
+    /// as Meta gave it (status, bytes, content type); null when Meta did not answer (timeout, connection error).
+    /// </summary>
+    public async Task<(int Status, byte[] Body, string? ContentType)?> ForwardAsync(string version, string phoneNumberId, string authorization, byte[] body, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_base}/{version}/{phoneNumberId}/messages") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeoutCts.CancelAfter(timeout);
+        try
+        {
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeoutCts.Token).ConfigureAwait(false);
+            var bytes = await response.Content.ReadAsByteArrayAsync(timeoutCts.Token).ConfigureAwait(false);
+            return ((int)response.StatusCode, bytes, response.Content.Headers.ContentType?.ToString());
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
     /// <summary><c>messages[0].id</c> of a success, or <c>error.code</c> and its message and details.</summary>
     internal static (string? Wamid, int Code, string? Detail) Read(byte[] body)
     {

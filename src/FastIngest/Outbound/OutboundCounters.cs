@@ -21,6 +21,13 @@ public sealed class OutboundCounters
     internal void CountThrottled() => Interlocked.Increment(ref _throttled);
 
     internal void CountRetried() => Interlocked.Increment(ref _retried);
+
+    private long _readReceipts;
+
+    /// <summary>Read receipts (mark as read, typing indicator) passed to Meta.</summary>
+    public long ReadReceipts => Interlocked.Read(ref _readReceipts);
+
+    internal void CountReadReceipt() => Interlocked.Increment(ref _readReceipts);
 }
 
 /// <summary>What reporting tells apart (label <c>outcome</c> of <c>fastingest_outbound_messages_total</c>).</summary>

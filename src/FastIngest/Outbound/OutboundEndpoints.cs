@@ -25,6 +25,10 @@ namespace FastIngest.Outbound;
 /// malformed body (<c>fastingest_field</c> names the field), 400 code 131047 for a free-form message outside the
 /// 24-hour window (refused before Meta), 401 code 190 for a missing or wrong token, 404 for an unknown phone number or
 /// version, 413 over <c>Outbound:MaxBodyBytes</c>, 415 for a body that is not JSON, 503 when it cannot be queued.</item>
+/// <item>The same route takes Meta's read receipts, which are not sends (<see cref="ReadReceipt"/>: mark as read, the
+/// typing indicator): passed straight to Meta, Meta's answer returned as Meta gave it (503 code 131000 when Meta does
+/// not answer within <c>Outbound:Timeout</c>), no 24-hour window check, counted in
+/// <c>fastingest_outbound_read_receipts_total</c>.</item>
 /// <item><c>GET /v1/outbound/{id}</c>: the send's state and history (same token as the send, or the admin token).</item>
 /// </list>
 /// </summary>
@@ -58,6 +62,26 @@ public static class OutboundEndpoints
                 w.WriteString("fastingest_field", field);
             w.WriteEndObject();
         });
+
+    /// <summary>Mark as read (and the typing indicator): straight to Meta, Meta's answer back as Meta gave it.</summary>
+    private static async Task ReadReceiptAsync(HttpContext context, OutboundService outbound, OutboundLane lane, string version, string phone, byte[] body, string authorization, string? field, string? problem)
+    {
+        if (field is not null)
+        {
+            await Error(context, 400, MetaErrors.InvalidParameter, $"(#100) Invalid parameter: {field} {problem}", $"{field} {problem}", field).ConfigureAwait(false);
+            return;
+        }
+        var answer = await outbound.ForwardReadReceiptAsync(lane, version, phone, body, authorization, context.RequestAborted).ConfigureAwait(false);
+        if (answer is not { } meta)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await Error(context, 503, 131000, "Something went wrong: Meta did not answer the read receipt; retry", type: "FastIngestError").ConfigureAwait(false);
+            return;
+        }
+        context.Response.StatusCode = meta.Status;
+        context.Response.ContentType = meta.ContentType ?? "application/json";
+        await context.Response.Body.WriteAsync(meta.Body, context.RequestAborted).ConfigureAwait(false);
+    }
 
     private static bool SameSecret(string given, string expected)
         => CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(expected));
@@ -100,6 +124,11 @@ public static class OutboundEndpoints
         if (body is null)
         {
             await Error(context, 413, 100, $"The body is over Outbound:MaxBodyBytes ({max} bytes)").ConfigureAwait(false);
+            return;
+        }
+        if (ReadReceipt.Is(body, out var receiptField, out var receiptProblem))
+        {
+            await ReadReceiptAsync(context, outbound, lane, version, phone, body, authorization, receiptField, receiptProblem).ConfigureAwait(false);
             return;
         }
         if (SendRequest.TryRead(body, out var field, out var problem) is not { } request)

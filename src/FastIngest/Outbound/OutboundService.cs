@@ -42,6 +42,7 @@ public sealed class OutboundService : IAsyncDisposable
     private readonly Dictionary<string, OutboundLane> _byPhone = new(StringComparer.Ordinal);
     private readonly Dictionary<string, OutboundLane> _byTenant = new(StringComparer.Ordinal);
     private readonly OutboundScheduler _scheduler;
+    private readonly GraphClient _graph;
     private readonly Channel<(OutboundLane Lane, byte[] Body)> _lifecycle = Channel.CreateUnbounded<(OutboundLane, byte[])>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<string, (long Outage, HashSet<string> Customers)> _holding = new(StringComparer.Ordinal);
     private Task _pump = Task.CompletedTask;
@@ -80,7 +81,8 @@ public sealed class OutboundService : IAsyncDisposable
                 tenant.Outage.Sink = (outage, phone, customer, ts) => Hold(lane, outage, phone, customer, ts);
         }
         Lanes = lanes;
-        _scheduler = new OutboundScheduler(lanes, this, new GraphClient(http, new Uri(_options.GraphUrl), _options.Timeout), _options, time, _logger);
+        _graph = new GraphClient(http, new Uri(_options.GraphUrl), _options.Timeout);
+        _scheduler = new OutboundScheduler(lanes, this, _graph, _options, time, _logger);
     }
 
     /// <summary><c>Outbound:MaxBodyBytes</c>.</summary>
@@ -99,6 +101,17 @@ public sealed class OutboundService : IAsyncDisposable
 
     /// <summary>The phone numbers' buckets (rate now, cuts) for <c>/metrics</c>.</summary>
     public IEnumerable<ThroughputBucket> PhoneBuckets => _scheduler.PhoneBuckets;
+
+    /// <summary>
+    /// Passes a read receipt (<see cref="ReadReceipt"/>) of <paramref name="lane"/>'s number straight to Meta, with the
+    /// tenant's token (or the bot's, passed through), and returns Meta's answer as Meta gave it; null when Meta did not
+    /// answer within <c>Outbound:Timeout</c>. Counted in <c>fastingest_outbound_read_receipts_total</c>.
+    /// </summary>
+    internal Task<(int Status, byte[] Body, string? ContentType)?> ForwardReadReceiptAsync(OutboundLane lane, string version, string phoneNumberId, byte[] body, string authorization, CancellationToken cancellationToken)
+    {
+        lane.Counters.CountReadReceipt();
+        return _graph.ForwardAsync(version, phoneNumberId, lane.Bearer ?? authorization, body, cancellationToken);
+    }
 
     /// <summary>Unexpected exceptions of the send scheduler since start (<c>fastingest_outbound_scheduler_faults_total</c>).</summary>
     public long SchedulerFaults => _scheduler.Faults;

@@ -241,6 +241,31 @@ public sealed class OutboundTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Mark_as_read_and_the_typing_indicator_go_straight_to_Meta_and_return_Metas_answer()
+    {
+        await StartAsync();
+        // The customer's message is long out of the 24-hour window: a read receipt is not a send, the window does not apply.
+        foreach (var receipt in new[]
+        {
+            """{"messaging_product":"whatsapp","status":"read","message_id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA"}""",
+            """{"messaging_product":"whatsapp","status":"read","message_id":"wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA","typing_indicator":{"type":"text"}}""",
+        })
+        {
+            var (status, answer, _) = await SendAsync(Encoding.UTF8.GetBytes(receipt));
+            Assert.Equal(HttpStatusCode.OK, status); // before: 400 code 100 "to is required"
+            Assert.True(answer.GetProperty("success").GetBoolean());
+        }
+        Assert.Equal(2, _graph.Reads.Count);
+        Assert.All(_graph.Reads, r => Assert.Equal("Bearer " + MetaToken, r.Authorization));
+        Assert.Empty(_graph.Sends); // nothing queued, nothing sent as a message
+        Assert.Contains("fastingest_outbound_read_receipts_total{tenant=\"t1\"} 2", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+
+        var (bad, error, _) = await SendAsync(Encoding.UTF8.GetBytes("""{"messaging_product":"whatsapp","status":"read"}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, bad);
+        Assert.Equal("message_id", error.GetProperty("error").GetProperty("fastingest_field").GetString());
+    }
+
+    [Fact]
     public async Task A_repeated_send_returns_the_first_result_and_never_sends_twice_even_across_a_restart()
     {
         await StartAsync();

@@ -68,6 +68,11 @@ internal sealed class FakeGraphApi : IAsyncDisposable
         return fake;
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Phone, string? Authorization, byte[] Body)> _reads = new();
+
+    /// <summary>Read receipts (mark as read, typing indicator) received, in order.</summary>
+    public IReadOnlyList<(string Phone, string? Authorization, byte[] Body)> Reads => [.. _reads];
+
     /// <summary>Meta's throughput limit of <paramref name="phoneNumberId"/>: more than this many accepted within any 1 s gets 130429.</summary>
     public void Limit(string phoneNumberId, double perSecond) => _limits[phoneNumberId] = perSecond;
 
@@ -110,6 +115,19 @@ internal sealed class FakeGraphApi : IAsyncDisposable
         try
         {
             using var doc = JsonDocument.Parse(body);
+            if (doc.RootElement.TryGetProperty("status", out var status) && status.GetString() == "read")
+            {
+                // Mark as read (and the typing indicator): Meta answers {"success":true} (its "Typing indicators" doc).
+                if (Token is not null && auth != "Bearer " + Token)
+                {
+                    await Answer(context, version, phone, auth, "", body, 401, 190, "Error validating access token: Session has expired");
+                    return;
+                }
+                _reads.Enqueue((phone, auth, body));
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync("""{"success":true}""");
+                return;
+            }
             to = doc.RootElement.GetProperty("to").GetString() ?? "";
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
