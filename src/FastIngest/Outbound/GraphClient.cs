@@ -28,12 +28,7 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
     /// <summary>Sends and classifies; never throws for Meta's or the network's failures (they come back as <see cref="MetaErrorClass.Transient"/>).</summary>
     public async Task<GraphAnswer> SendAsync(OutboundMessage message, string authorization, byte[] body, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_base}/{message.Version}/{message.PhoneNumberId}/messages")
-        {
-            Content = new ByteArrayContent(body),
-        };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        using var request = Request(message.Version, message.PhoneNumberId, authorization, body);
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
         try
@@ -67,9 +62,7 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
     /// </summary>
     public async Task<(int Status, byte[] Body, string? ContentType)?> ForwardAsync(string version, string phoneNumberId, string authorization, byte[] body, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_base}/{version}/{phoneNumberId}/messages") { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        using var request = Request(version, phoneNumberId, authorization, body);
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
         try
@@ -86,6 +79,15 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
         {
             return null;
         }
+    }
+
+    /// <summary>A POST of <paramref name="body"/> (JSON) to <c>{version}/{phone_number_id}/messages</c> under <paramref name="authorization"/>.</summary>
+    private HttpRequestMessage Request(string version, string phoneNumberId, string authorization, byte[] body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, $"{_base}/{version}/{phoneNumberId}/messages") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        return request;
     }
 
     /// <summary><c>messages[0].id</c> of a success, or <c>error.code</c> and its message and details.</summary>
