@@ -174,7 +174,8 @@ public sealed class OutboundBook : IDisposable
     /// <summary>
     /// Whether a send may move from <paramref name="from"/> to <paramref name="to"/>: failed and rejected are final;
     /// Meta's answer (accepted, rejected) only follows queued or submitted; sent, delivered and read only move forward
-    /// from accepted; failed may follow anything but read.
+    /// from accepted; failed may follow anything not final (whether a failed status is behind a delivered or read one
+    /// is decided by Meta's timestamps, in the delivery state, before a status reaches the book).
     /// </summary>
     public static bool CanMove(OutboundStatus from, OutboundStatus to) => from switch
     {
@@ -184,7 +185,7 @@ public sealed class OutboundBook : IDisposable
             OutboundStatus.Submitted => from is OutboundStatus.Queued or OutboundStatus.Submitted,
             OutboundStatus.Accepted or OutboundStatus.Rejected => from is OutboundStatus.Queued or OutboundStatus.Submitted,
             OutboundStatus.Sent or OutboundStatus.Delivered or OutboundStatus.Read => from >= OutboundStatus.Accepted && to > from,
-            OutboundStatus.Failed => from != OutboundStatus.Read,
+            OutboundStatus.Failed => true,
             _ => false,
         },
     };

@@ -37,7 +37,7 @@ public sealed class OutboundRulesTests
     [InlineData(OutboundStatus.Delivered, OutboundStatus.Delivered, false)]
     [InlineData(OutboundStatus.Queued, OutboundStatus.Sent, false)]
     [InlineData(OutboundStatus.Delivered, OutboundStatus.Failed, true)]
-    [InlineData(OutboundStatus.Read, OutboundStatus.Failed, false)]
+    [InlineData(OutboundStatus.Read, OutboundStatus.Failed, true)] // if Meta stamped it later: the delivery state judges that first
     [InlineData(OutboundStatus.Failed, OutboundStatus.Read, false)]
     [InlineData(OutboundStatus.Rejected, OutboundStatus.Accepted, false)]
     [InlineData(OutboundStatus.Accepted, OutboundStatus.Rejected, false)]

@@ -266,6 +266,31 @@ public sealed class OutboundTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_failed_status_older_than_delivered_is_stale_for_the_send_as_for_the_message_state()
+    {
+        await StartAsync();
+        await CustomerWritesAsync("16505550013", "wamid.IN13");
+        var (_, answer, _) = await SendAsync(Text("16505550013", "late failure"));
+        var id = IdOf(answer);
+        await _graph.WaitForAcceptedAsync(1);
+        var wamid = (await WaitForStatusAsync(id, "accepted")).GetProperty("wamid").GetString()!;
+
+        // Meta's webhooks out of order: delivered at t+2, then a failed stamped t+1 (older: behind the delivery).
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await FakeGraphApi.PostStatusesAsync(Server.Client, "t1", Secret, wamid, "16505550013", ("delivered", t0 + 2), ("failed", t0 + 1));
+        await WaitForStatusAsync(id, "delivered");
+        // The sentinel: a second send to the same customer, whose lifecycle travels behind the first one's.
+        var (_, second, _) = await SendAsync(Text("16505550013", "sentinel"));
+        await WaitUntilAsync(() => Lifecycle(IdOf(second)).Count >= 1);
+
+        var (status, state) = await Server.AdminAsync(HttpMethod.Get, $"/v1/messages/{wamid}", AdminToken);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("delivered", state.GetProperty("status").GetString());
+        Assert.Equal("delivered", (await ShowAsync(id)).GetProperty("status").GetString()); // before: failed
+        Assert.Equal(["accepted", "delivered"], Lifecycle(id).Select(v => v.GetProperty("status").GetString()!).ToArray());
+    }
+
+    [Fact]
     public async Task A_repeated_send_returns_the_first_result_and_never_sends_twice_even_across_a_restart()
     {
         await StartAsync();
