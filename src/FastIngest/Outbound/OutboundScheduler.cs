@@ -380,6 +380,11 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.To, 0, (long)delay.TotalMilliseconds);
                 return true;
             }
+            case MetaErrorClass.AuthExpired when lane.Bearer is null:
+                // Pass-through: the token Meta refused is this request's, not the tenant's. It fails this send; pausing
+                // the tenant would let anyone who reaches the port with a junk bearer stop every send.
+                _service.Fail(lane, message, answer.Code, $"Meta refused the access token passed through with this send: {answer.Detail}");
+                return false;
             case MetaErrorClass.AuthExpired:
                 Volatile.Write(ref lane.PausedUntilUnixMs, now + (long)_options.PausedRetryInterval.TotalMilliseconds);
                 lane.Probing = false;

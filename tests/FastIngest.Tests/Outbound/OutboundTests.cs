@@ -103,12 +103,12 @@ public sealed class OutboundTests : IAsyncLifetime
         return body;
     }
 
-    private async Task<JsonElement> WaitForStatusAsync(string id, string status, int seconds = 15)
+    private async Task<JsonElement> WaitForStatusAsync(string id, string status, int seconds = 15, string token = BotToken)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (true)
         {
-            var shown = await ShowAsync(id);
+            var shown = await ShowAsync(id, token);
             if (shown.GetProperty("status").GetString() == status)
                 return shown;
             if (DateTime.UtcNow > deadline)
@@ -531,6 +531,24 @@ public sealed class OutboundTests : IAsyncLifetime
         // The next probe is accepted: that one resumes the tenant.
         await WaitForStatusAsync(id, "accepted");
         Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_passed_through_token_that_Meta_refuses_fails_that_send_and_does_not_pause_the_tenant()
+    {
+        // Pass-through: the tenant has no token of its own, each bot request's bearer goes to Meta.
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:AccessToken"] = "", ["FastIngest:Tenants:0:Outbound:BotToken"] = "" });
+        _graph.Token = MetaToken;
+        // Anyone who reaches the port with a junk bearer: before, Meta's 190 paused the whole tenant.
+        var (_, junk, _) = await SendAsync(Template("16505552004"), token: "junk-token-0123");
+        var failed = await WaitForStatusAsync(IdOf(junk), "failed", token: AdminToken);
+        Assert.Equal(190, failed.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Contains("passed through", failed.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+
+        // The bot's own, valid token still sends right away.
+        var (_, good, _) = await SendAsync(Template("16505552005"), token: MetaToken);
+        await WaitForStatusAsync(IdOf(good), "accepted", token: AdminToken);
     }
 
     [Fact]
