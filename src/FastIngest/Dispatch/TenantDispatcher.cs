@@ -297,9 +297,11 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             return false;
         var metaTime = DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body));
         var stale = _states.Apply(_tenant.IdUtf8, wamid[..length], status, metaTime, receivedUnixMs);
-        // One forward-only rule for both views: a status the delivery state found stale (behind it by Meta's
-        // timestamps, or a repeat) does not move the send either, so /v1/outbound and /v1/messages agree.
-        if (_outbound is not null && !stale)
+        // One forward-only rule for both views: a failed that the delivery state found behind it (by Meta's
+        // timestamps) does not move the send either, so /v1/outbound and /v1/messages agree. Other statuses go to the
+        // book even when stale: there the same order holds (only forward), and a replay after a restart can still
+        // put back a step whose record was lost.
+        if (_outbound is not null && !(stale && status == MessageStatus.Failed))
         {
             var (code, title) = status == MessageStatus.Failed ? FirstError(e.Errors.Raw(body)) : (0, null);
             _outbound.OnStatus(_tenant, wamid[..length], status, metaTime, code, title);
