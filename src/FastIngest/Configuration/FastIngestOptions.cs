@@ -308,4 +308,12 @@ public sealed class TenantOutboundOptions
 
     /// <summary><c>HoldingAfter</c>: how long delivery to the bot must have been failing before the holding message goes out. Default 2 minutes.</summary>
     public TimeSpan HoldingAfter { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// <c>DefaultWait</c>: how long a send without a <c>Prefer</c> header waits for Meta's answer, which is then returned
+    /// as Meta gave it (the wamid a bot written against Meta stores to match status webhooks); past it, or with
+    /// <c>Prefer: respond-async</c>, the answer is 202 with FastIngest's id. <c>Prefer: wait=N</c> still decides per
+    /// request. Between 0 (always 202) and <c>Outbound:MaxWait</c>; default 0.
+    /// </summary>
+    public TimeSpan DefaultWait { get; set; }
 }

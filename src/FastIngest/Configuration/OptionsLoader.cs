@@ -157,6 +157,7 @@ public static class OptionsLoader
             Duration(f.BreakDuration, $"{k}:Forward:BreakDuration", Millis(1), Hours(1));
             Duration(f.MaxBacklogAge, $"{k}:Forward:MaxBacklogAge", Millis(1), Days(30));
             ValidateTenantOutbound(t.Outbound, $"{k}:Outbound", phoneNumbers);
+            Duration(t.Outbound.DefaultWait, $"{k}:Outbound:DefaultWait", TimeSpan.Zero, options.Outbound.MaxWait);
         }
     }
 

@@ -18,7 +18,8 @@ namespace FastIngest.Outbound;
 /// own <c>AccessToken</c>, else the bot's Meta token, passed through. Answers: 202 with
 /// <c>{"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],"messages":[{"id":"fo-…","message_status":"queued"}]}</c>
 /// and <c>Location: /v1/outbound/{id}</c> once the send is durable; with <c>Prefer: wait=N</c> (seconds, at most
-/// <c>Outbound:MaxWait</c>), Meta's own status and body once Meta answers within N; with an <c>Idempotency-Key</c>
+/// <c>Outbound:MaxWait</c>), or without a <c>Prefer</c> header for a tenant with <c>Outbound:DefaultWait</c>, Meta's own
+/// status and body once Meta answers within that time (<c>Prefer: respond-async</c>: always the 202); with an <c>Idempotency-Key</c>
 /// (or the same body again) the first send's id with its status now (or, with <c>Prefer: wait</c>, Meta's answer to it)
 /// and <c>Idempotent-Replayed: true</c>, never a second send.
 /// Errors have Meta's shape <c>{"error":{"message","type","code","error_data":{"details"}}}</c>: 400 code 100 for a
@@ -169,7 +170,10 @@ public static class OutboundEndpoints
         context.Response.Headers.Location = "/v1/outbound/" + message.Id;
         context.Response.Headers["X-FastIngest-Id"] = message.Id;
 
-        var wait = WaitOf(context.Request.Headers["Prefer"].ToString(), outbound.MaxWait);
+        var prefer = context.Request.Headers["Prefer"].ToString();
+        var wait = WaitOf(prefer, outbound.MaxWait);
+        if (wait == TimeSpan.Zero && !prefer.Contains("respond-async", StringComparison.OrdinalIgnoreCase))
+            wait = lane.Options.DefaultWait; // the tenant's default answer: Meta's, for bots that store the wamid
         if (wait > TimeSpan.Zero && !message.HasAnswer)
         {
             try
@@ -182,7 +186,8 @@ public static class OutboundEndpoints
         }
         if (wait > TimeSpan.Zero && message.HasAnswer)
         {
-            context.Response.Headers["Preference-Applied"] = "wait";
+            if (prefer.Contains("wait=", StringComparison.OrdinalIgnoreCase))
+                context.Response.Headers["Preference-Applied"] = "wait";
             await WriteAnswerAsync(context, message).ConfigureAwait(false);
             return;
         }

@@ -91,6 +91,7 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:Outbound:MaxWait", "60.00:00:00", "FastIngest:Outbound:MaxWait")]
     [InlineData("FastIngest:Tenants:0:Outbound:PairInterval", "60.00:00:00", "FastIngest:Tenants:0:Outbound:PairInterval")]
     [InlineData("FastIngest:Tenants:0:Outbound:HoldingAfter", "60.00:00:00", "FastIngest:Tenants:0:Outbound:HoldingAfter")]
+    [InlineData("FastIngest:Tenants:0:Outbound:DefaultWait", "00:01:00", "FastIngest:Tenants:0:Outbound:DefaultWait")] // over Outbound:MaxWait (30 s)
     public void A_bad_setting_fails_with_one_line_naming_its_key(string key, string value, string named)
     {
         var values = Good();

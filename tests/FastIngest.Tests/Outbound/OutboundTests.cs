@@ -80,7 +80,7 @@ public sealed class OutboundTests : IAsyncLifetime
     internal static byte[] Template(string to, string name = "order_update")
         => Encoding.UTF8.GetBytes($$$$"""{"messaging_product":"whatsapp","to":"{{{{to}}}}","type":"template","template":{"name":"{{{{name}}}}","language":{"code":"en_US"}}}""");
 
-    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(byte[] body, string phone = Phone, string token = BotToken, string? key = null, int? wait = null)
+    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(byte[] body, string phone = Phone, string token = BotToken, string? key = null, int? wait = null, string? prefer = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/graph/v23.0/{phone}/messages") { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
@@ -89,6 +89,8 @@ public sealed class OutboundTests : IAsyncLifetime
             request.Headers.Add("Idempotency-Key", key);
         if (wait is not null)
             request.Headers.Add("Prefer", $"wait={wait}");
+        if (prefer is not null)
+            request.Headers.Add("Prefer", prefer);
         var response = await Server.Client.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone(), response);
@@ -288,6 +290,23 @@ public sealed class OutboundTests : IAsyncLifetime
         Assert.Equal("delivered", state.GetProperty("status").GetString());
         Assert.Equal("delivered", (await ShowAsync(id)).GetProperty("status").GetString()); // before: failed
         Assert.Equal(["accepted", "delivered"], Lifecycle(id).Select(v => v.GetProperty("status").GetString()!).ToArray());
+    }
+
+    [Fact]
+    public async Task With_a_default_wait_an_unchanged_bot_gets_Metas_answer_and_its_wamid()
+    {
+        // A bot written against Meta sends no Prefer header and keeps the wamid of the answer to match statuses.
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:DefaultWait"] = "00:00:10" });
+        await CustomerWritesAsync("16505550014", "wamid.IN14");
+        var (status, answer, _) = await SendAsync(Text("16505550014", "hello from an unchanged bot"));
+        Assert.Equal(HttpStatusCode.OK, status); // before: 202 with FastIngest's fo- id
+        var wamid = IdOf(answer);
+        Assert.Equal(_graph.Accepted.Single(s => s.To == "16505550014").Wamid, wamid);
+
+        // Per request, the bot can still ask for the 202 at once.
+        var (later, queued, _) = await SendAsync(Template("16505550015"), prefer: "respond-async");
+        Assert.Equal(HttpStatusCode.Accepted, later);
+        Assert.StartsWith("fo-", IdOf(queued), StringComparison.Ordinal);
     }
 
     [Fact]
