@@ -171,33 +171,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="loop"/> until <paramref name="ct"/> stops it; an unexpected exception is a fault, and the loop starts again.</summary>
-    private async Task SuperviseAsync(string role, Func<CancellationToken, Task> loop, CancellationToken ct)
-    {
-        while (true)
-        {
-            try
-            {
-                await loop(ct).ConfigureAwait(false);
-                return;
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                Fault(role, ex);
-            }
-            try
-            {
-                await Task.Delay(s_restartDelay, _time, ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
-    }
+    private Task SuperviseAsync(string role, Func<CancellationToken, Task> loop, CancellationToken ct)
+        => Internal.Supervised.RunAsync(loop, ex => Fault(role, ex), s_restartDelay, _time, ct);
 
     /// <summary>
     /// Follows the log from <see cref="ScannedUntil"/>. Each record's events are added to the queue in the same

@@ -142,35 +142,14 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     /// sends) is logged, counted, shown on <c>/readyz</c> for 5 minutes, and the loop starts again after 1 s; the
     /// sends stay queued.
     /// </summary>
-    private async Task SuperviseAsync(CancellationToken ct)
+    private Task SuperviseAsync(CancellationToken ct) => Internal.Supervised.RunAsync(LoopAsync, OnFault, TimeSpan.FromSeconds(1), _time, ct);
+
+    private void OnFault(Exception ex)
     {
-        while (true)
-        {
-            try
-            {
-                await LoopAsync(ct).ConfigureAwait(false);
-                return;
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                Interlocked.Increment(ref _faults);
-                Interlocked.Exchange(ref _lastFaultUnixMs, Now);
-                _lastFault = $"send scheduler failed ({ex.GetType().Name}: {ex.Message}) and was restarted";
-                OutboundLog.SchedulerFaulted(_logger, ex);
-            }
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1), _time, ct).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-        }
+        Interlocked.Increment(ref _faults);
+        Interlocked.Exchange(ref _lastFaultUnixMs, Now);
+        _lastFault = $"send scheduler failed ({ex.GetType().Name}: {ex.Message}) and was restarted";
+        OutboundLog.SchedulerFaulted(_logger, ex);
     }
 
     /// <summary>Queues <paramref name="message"/> behind its tenant's other sends.</summary>

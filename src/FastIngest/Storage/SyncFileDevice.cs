@@ -85,6 +85,9 @@ public sealed class SyncFileDevice : StorageDeviceBase
 
     internal void Fail(Exception ex) => _failure ??= ex;
 
+    /// <summary>Whether <see cref="Dispose"/> has begun: its writes are no longer retried (nobody waits for them).</summary>
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
     private readonly ManualResetEventSlim _thawed = new(true);
 
     /// <summary>Fault injection (tests): every write to this device blocks, as on a frozen disk, until <see cref="Thaw"/>.</summary>
@@ -306,7 +309,7 @@ internal sealed class DeviceIo
                     }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
                     {
-                        if (ex is ObjectDisposedException || Abandoned(w.Device.FileName))
+                        if (ex is ObjectDisposedException || w.Device.IsDisposed || Abandoned(w.Device.FileName))
                         {
                             w.Device.Fail(ex);
                             failed[w.Device] = ErrorCode(ex);
@@ -326,7 +329,7 @@ internal sealed class DeviceIo
                     }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
                     {
-                        if (ex is ObjectDisposedException || Abandoned(device.FileName))
+                        if (ex is ObjectDisposedException || device.IsDisposed || Abandoned(device.FileName))
                         {
                             device.Fail(ex);
                             failed[device] = ErrorCode(ex);
