@@ -256,15 +256,7 @@ public sealed class EventLog : IDisposable
         }
     }
 
-    private long Skip(long address)
-    {
-        foreach (var hole in _holes)
-        {
-            if (address >= hole.From && address < hole.Until)
-                address = hole.Until;
-        }
-        return address;
-    }
+    private long Skip(long address) => LogHoles.Skip(_holes, address);
 
     private long? ReadClosedAt()
     {

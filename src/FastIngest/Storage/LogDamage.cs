@@ -40,6 +40,17 @@ internal static class LogHoles
         return holes;
     }
 
+    /// <summary><paramref name="address"/>, or the end of the cut-out range it falls in (ranges sorted by start).</summary>
+    public static long Skip(IReadOnlyList<LogDamage> holes, long address)
+    {
+        foreach (var hole in holes)
+        {
+            if (address >= hole.From && address < hole.Until)
+                address = hole.Until;
+        }
+        return address;
+    }
+
     public static void Save(string directory, IReadOnlyList<LogDamage> holes)
     {
         var text = string.Concat(holes.Select(h => string.Create(CultureInfo.InvariantCulture, $"{h.From} {h.Until} {h.Error.Replace('\n', ' ')}\n")));

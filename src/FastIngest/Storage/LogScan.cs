@@ -67,16 +67,7 @@ public sealed class LogScan : IDisposable
         _iter = _log.Scan(from, _until);
     }
 
-    /// <summary><paramref name="address"/>, or the end of the cut-out range it falls in.</summary>
-    private long Skip(long address)
-    {
-        foreach (var hole in _holes)
-        {
-            if (address >= hole.From && address < hole.Until)
-                address = hole.Until;
-        }
-        return address;
-    }
+    private long Skip(long address) => LogHoles.Skip(_holes, address);
 
     /// <inheritdoc/>
     public void Dispose() => _iter.Dispose();

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using FastIngest.Storage;
 using FastIngest.Tests.Support;
 
@@ -19,18 +18,9 @@ public sealed class DataDirLockTests : IDisposable
     {
         using var first = await ServerProcessHost.StartAsync(ServerProcessHost.OneTenant(_dir.Path, "http://127.0.0.1:9/bot"));
 
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll"));
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add("http://127.0.0.1:0");
-        foreach (var s in ServerProcessHost.OneTenant(_dir.Path, "http://127.0.0.1:9/bot"))
-            psi.ArgumentList.Add(s);
-        using var second = Process.Start(psi)!;
-        var stderr = second.StandardError.ReadToEndAsync();
-        await second.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var (exitCode, lines) = await ServerProcessHost.RunUntilExitAsync(ServerProcessHost.OneTenant(_dir.Path, "http://127.0.0.1:9/bot"));
 
-        Assert.NotEqual(0, second.ExitCode);
-        var lines = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEqual(0, exitCode);
         var line = Assert.Single(lines);
         Assert.Contains(_dir.Path, line, StringComparison.Ordinal);
         Assert.Contains($"pid {first.Process.Id}", line, StringComparison.Ordinal);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using FastIngest.Tests.Support;
 
@@ -187,19 +186,11 @@ public sealed class DiskFaultTests : BotTest
         using var disk = SmallDisk.Mount(8);
         Directory.CreateDirectory(disk.DataDir);
         disk.ReadOnly();
-        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll"));
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add("http://127.0.0.1:0");
-        foreach (var s in ServerProcessHost.OneTenant(disk.DataDir, Bot.Url))
-            psi.ArgumentList.Add(s);
-        using var process = Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var (exitCode, errors) = await ServerProcessHost.RunUntilExitAsync(ServerProcessHost.OneTenant(disk.DataDir, Bot.Url));
         disk.ReadWrite();
 
-        Assert.NotEqual(0, process.ExitCode);
-        var line = Assert.Single((await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.NotEqual(0, exitCode);
+        var line = Assert.Single(errors);
         Assert.Contains(disk.DataDir, line, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", line, StringComparison.Ordinal);
     }

@@ -222,18 +222,10 @@ public sealed class LogDamageTests : BotTest
     public async Task A_data_directory_the_server_cannot_use_stops_start_up_with_one_line_naming_the_file()
     {
         Directory.CreateDirectory(Path.Combine(_dir.Path, "boot-tails")); // where a file must be
-        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll"));
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add("http://127.0.0.1:0");
-        foreach (var s in ServerProcessHost.OneTenant(_dir.Path, Bot.Url))
-            psi.ArgumentList.Add(s);
-        using var process = System.Diagnostics.Process.Start(psi)!;
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        var (exitCode, errors) = await ServerProcessHost.RunUntilExitAsync(ServerProcessHost.OneTenant(_dir.Path, Bot.Url));
 
-        Assert.NotEqual(0, process.ExitCode);
-        var line = Assert.Single((await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.NotEqual(0, exitCode);
+        var line = Assert.Single(errors);
         Assert.Contains("boot-tails", line, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", line, StringComparison.Ordinal);
     }

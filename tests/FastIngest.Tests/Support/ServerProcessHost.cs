@@ -93,6 +93,26 @@ internal sealed class ServerProcessHost : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts the server with <paramref name="settings"/> on a port of its own choosing and waits (up to 60 s) for it
+    /// to exit, as a start-up that must fail does: its exit code and the non-empty lines it wrote to stderr.
+    /// </summary>
+    public static async Task<(int ExitCode, string[] Errors)> RunUntilExitAsync(IEnumerable<string> settings)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll"));
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add("http://127.0.0.1:0");
+        foreach (var s in settings)
+            psi.ArgumentList.Add(s);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await stdout;
+        return (process.ExitCode, (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     /// <summary>SIGTERM: the graceful shutdown. Returns at once; see <see cref="Process"/> for the exit.</summary>
     public void Terminate()
     {
