@@ -111,7 +111,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         })
         { Timeout = Timeout.InfiniteTimeSpan };
 
-        Outbound = new Outbound.OutboundService(options, Tenants, _log, _states, _http, dataDir, _time, loggerFactory, Damage);
+        Outbound = new Outbound.OutboundService(options, Tenants, Pipeline, _log, _states, _http, dataDir, _time, loggerFactory, Damage);
         ReportDamage("outbound", Outbound.Book.Log, "sends recorded in it are lost (their state is unknown; a bot that retries with the same idempotency key sends again)");
 
         // One breaker per destination: tenants forwarding to the same bot URL share it (the first one's settings).
@@ -627,11 +627,14 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         {
             var left = Left();
             drain.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
-            // Sends first: their last lifecycle events go into the event log before the dispatchers stop.
+            // Sends first (Meta's answers to those in flight are recorded), then the dispatchers (the statuses they
+            // read still move sends), then the lifecycle events of every step so far go into the event log. What the
+            // deadline cuts is emitted at the next start.
             var stopping = Task.Run(async () =>
             {
-                await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
+                await Outbound.StopSendingAsync(drain.Token).ConfigureAwait(false);
                 await Task.WhenAll(_dispatchers.Select(d => d.StopAsync(drain.Token))).ConfigureAwait(false);
+                await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
             }, CancellationToken.None);
             // A worker recording an ack waits for its commit, whatever the token: past the budget, writes that do not
             // go through are given up, which ends those waits.

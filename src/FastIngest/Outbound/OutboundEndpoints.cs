@@ -149,7 +149,7 @@ public static class OutboundEndpoints
         SubmitResult result;
         try
         {
-            result = outbound.Submit(lane, version, phone, request, body, key, authorization);
+            result = await outbound.SubmitAsync(lane, version, phone, request, body, key, authorization).ConfigureAwait(false);
             await result.Durable.ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or InvalidOperationException)

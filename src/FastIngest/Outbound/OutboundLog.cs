@@ -27,4 +27,7 @@ internal static partial class OutboundLog
 
     [LoggerMessage(6008, LogLevel.Critical, "The send scheduler failed unexpectedly; it is restarted in 1 s and the sends stay queued")]
     public static partial void SchedulerFaulted(ILogger logger, Exception exception);
+
+    [LoggerMessage(6009, LogLevel.Error, "Lifecycle events are held back: {Reason}. The steps are durable in the outbound log; their events are emitted again at the next start")]
+    public static partial void LifecycleHeldBack(ILogger logger, string reason);
 }

@@ -76,8 +76,23 @@ public sealed class OutboundMessage
     /// <summary>The Graph API version of the bot's request path (e.g. <c>v21.0</c>): the send goes to Meta under the same one.</summary>
     public string Version { get; }
 
-    /// <summary>The bot's <c>Authorization</c> header when the tenant passes it through to Meta, else null.</summary>
+    /// <summary>
+    /// The bot's <c>Authorization</c> header when the tenant passes it through to Meta, else null. Held in memory only:
+    /// after a restart it is null and <see cref="TokenLost"/> is set.
+    /// </summary>
     internal string? Authorization { get; }
+
+    /// <summary>True when the send was queued with a passed-through token that a restart has since lost (it is never written to disk).</summary>
+    internal bool TokenLost { get; init; }
+
+    /// <summary>
+    /// The status its last recorded step moves it to, committed or not (what the next step is checked against);
+    /// <see cref="Status"/> follows once the step is committed.
+    /// </summary>
+    internal OutboundStatus Decided { get; set; } = OutboundStatus.Queued;
+
+    /// <summary>Attempts that do not count against <c>Outbound:MaxAttempts</c> (those Meta refused for the tenant's expired token).</summary>
+    internal int FreeAttempts { get; set; }
 
     /// <summary>The JSON body exactly as the bot sent it; released (empty) once Meta has answered for good.</summary>
     internal byte[] Body { get; set; }

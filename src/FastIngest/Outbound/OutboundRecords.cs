@@ -10,16 +10,37 @@ namespace FastIngest.Outbound;
 /// <c>[type u8][version u8][reserved u16]</c> (<see cref="LogRecordFormat"/>); strings are <c>[length u16][utf8]</c>:
 /// <list type="bullet">
 /// <item>Send (type 6): <c>[queued unix ms i64]</c>, tenant, phone_number_id, idempotency key, to, type,
-/// authorization (empty when the tenant has its own token), Graph API version, then <c>[body length i32][body]</c>: the bot's JSON as it
-/// came. Its log address is the send's id.</item>
+/// authorization, Graph API version, then <c>[body length i32][body]</c>: the bot's JSON as it came. Its log address is
+/// the send's id. The authorization is empty when the tenant has its own token, and <see cref="TokenHeldInMemory"/>
+/// when the bot's token was passed through: that token is never written to disk (records of versions before that hold
+/// the header itself, and are still read).</item>
 /// <item>Step (type 7): <c>[send address i64][status u8][unix ms i64][Meta timestamp i64][error code i32]</c>, wamid,
 /// detail.</item>
+/// <item>Emitted (type 8): <c>[step address i64]</c>: the lifecycle events of every step at or below that address are
+/// committed in the event log (those after it are emitted again at start, and deduplicated there by event id).</item>
 /// </list>
 /// </summary>
 internal static class OutboundRecords
 {
     public const LogRecordType Send = (LogRecordType)6;
     public const LogRecordType Step = (LogRecordType)7;
+    public const LogRecordType Emitted = (LogRecordType)8;
+
+    /// <summary>The authorization field of a send whose bot token was passed through and is held in memory only.</summary>
+    public const string TokenHeldInMemory = "(held in memory only)";
+
+    public readonly struct EmittedEntry(long through) : ILogEnqueueEntry
+    {
+        public int SerializedLength => LogRecordFormat.HeaderSize + 8;
+
+        public void SerializeTo(Span<byte> dest)
+        {
+            var at = LogRecordFormat.WriteHeader(dest, Emitted);
+            BinaryPrimitives.WriteInt64LittleEndian(dest[at..], through);
+        }
+    }
+
+    public static long ReadEmitted(ReadOnlySpan<byte> record) => BinaryPrimitives.ReadInt64LittleEndian(record[LogRecordFormat.HeaderSize..]);
 
     public readonly struct SendEntry(long createdUnixMs, byte[][] strings, ReadOnlyMemory<byte> body) : ILogEnqueueEntry
     {
@@ -90,7 +111,8 @@ internal static class OutboundRecords
         var auth = ReadOptional(record, ref at);
         var version = LogRecordFormat.ReadString(record, ref at);
         var length = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
-        return new OutboundMessage(address, tenant, phone, key, to, type, auth, version, record.Slice(at + 4, length).ToArray(), created);
+        var lost = auth == TokenHeldInMemory;
+        return new OutboundMessage(address, tenant, phone, key, to, type, lost ? null : auth, version, record.Slice(at + 4, length).ToArray(), created) { TokenLost = lost };
     }
 
     public static (long SendAddress, OutboundStep Step, string? Wamid) ReadStep(ReadOnlySpan<byte> record)

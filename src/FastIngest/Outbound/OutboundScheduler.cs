@@ -230,7 +230,7 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 if (now - m.CreatedUnixMs > (long)_options.MaxAge.TotalMilliseconds)
                 {
                     lane.Queue.Remove(node);
-                    _service.Fail(lane, m, 0, $"not accepted within Outbound:MaxAge ({_options.MaxAge}) after {m.Attempts} attempts");
+                    _ = _service.FailAsync(lane, m, 0, $"not accepted within Outbound:MaxAge ({_options.MaxAge}) after {m.Attempts} attempts");
                     node = next;
                     continue;
                 }
@@ -289,9 +289,12 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         try
         {
             var body = message.Body;
-            _service.Submitted(message);
+            // Placed in the log now, ahead of whatever Meta answers; not waited for: the request leaves when its token
+            // was taken (waiting for a commit here would bunch sends up at Meta), and a send not answered for good goes
+            // again after a restart whether or not this step made it to disk.
+            _ = _service.SubmittedAsync(message);
             var answer = await _graph.SendAsync(message, message.Authorization ?? lane.Bearer ?? "", body, ct).ConfigureAwait(false);
-            requeue = Handle(lane, message, answer);
+            requeue = await HandleAsync(lane, message, answer).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -315,8 +318,8 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         _wake.Release();
     }
 
-    /// <summary>Acts on Meta's answer; returns true when the send goes back to the front of its queue.</summary>
-    private bool Handle(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    /// <summary>Acts on Meta's answer (a final one is durable when this completes); true when the send goes back to the front of its queue.</summary>
+    private async Task<bool> HandleAsync(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
     {
         var now = Now;
         if (lane.Paused)
@@ -334,10 +337,10 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         {
             case MetaErrorClass.None:
                 message.TransientFailures = 0;
-                _service.Accepted(lane, message, answer);
+                await _service.AcceptedAsync(lane, message, answer).ConfigureAwait(false);
                 return false;
             case MetaErrorClass.Permanent:
-                _service.Rejected(lane, message, answer);
+                await _service.RejectedAsync(lane, message, answer).ConfigureAwait(false);
                 return false;
             case MetaErrorClass.Throughput:
             {
@@ -362,19 +365,19 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             case MetaErrorClass.AuthExpired when lane.Bearer is null:
                 // Pass-through: the token Meta refused is this request's, not the tenant's. It fails this send; pausing
                 // the tenant would let anyone who reaches the port with a junk bearer stop every send.
-                _service.Fail(lane, message, answer.Code, $"Meta refused the access token passed through with this send: {answer.Detail}");
+                await _service.FailAsync(lane, message, answer.Code, $"Meta refused the access token passed through with this send: {answer.Detail}").ConfigureAwait(false);
                 return false;
             case MetaErrorClass.AuthExpired:
                 Volatile.Write(ref lane.PausedUntilUnixMs, now + (long)_options.PausedRetryInterval.TotalMilliseconds);
                 lane.Probing = false;
-                message.Attempts = Math.Max(0, message.Attempts - 1); // not the send's fault
+                message.FreeAttempts++; // not the send's fault
                 OutboundLog.Paused(_logger, lane.Tenant.Id, answer.Code, answer.Detail ?? "", (long)_options.PausedRetryInterval.TotalSeconds);
                 return true;
             default:
             {
-                if (message.Attempts >= _options.MaxAttempts)
+                if (message.Attempts - message.FreeAttempts >= _options.MaxAttempts)
                 {
-                    _service.Fail(lane, message, answer.Code, $"{message.Attempts} attempts (Outbound:MaxAttempts); last: {answer.Detail}");
+                    await _service.FailAsync(lane, message, answer.Code, $"{message.Attempts - message.FreeAttempts} attempts (Outbound:MaxAttempts); last: {answer.Detail}").ConfigureAwait(false);
                     return false;
                 }
                 lane.Counters.CountRetried();

@@ -13,7 +13,7 @@ using Microsoft.Extensions.Logging;
 
 namespace FastIngest.Outbound;
 
-/// <summary>What <see cref="OutboundService.Submit"/> decided.</summary>
+/// <summary>What <see cref="OutboundService.SubmitAsync"/> decided.</summary>
 /// <param name="Message">The send (the first one, for a repeat of an idempotency key); null when refused.</param>
 /// <param name="Created">False for a repeat: nothing new was queued.</param>
 /// <param name="Durable">Completes when the send is durable.</param>
@@ -21,21 +21,24 @@ namespace FastIngest.Outbound;
 public readonly record struct SubmitResult(OutboundMessage? Message, bool Created, Task Durable, string? RefusedBecause);
 
 /// <summary>
-/// The send tier: takes sends from bots (<see cref="Submit"/>), queues them durably (<see cref="OutboundBook"/>),
+/// The send tier: takes sends from bots (<see cref="SubmitAsync"/>), queues them durably (<see cref="OutboundBook"/>),
 /// refuses free-form messages outside the 24-hour customer service window (<see cref="CustomerWindowStore"/>), sends
 /// them under every rate limit (<see cref="OutboundScheduler"/>), and drives each through its lifecycle from Meta's
 /// answer and then from the status webhooks the ingest path receives for its wamid. Each lifecycle step from
-/// accepted on is also delivered to the tenant's bot as an event, through the event log like a webhook:
-/// <c>{"object":"whatsapp_business_account","entry":[{"id":"fastingest","changes":[{"field":"fastingest_outbound","value":{"id","status","phone_number_id","to","wamid","attempts","timestamp","metadata":{"phone_number_id"},"error":{"code","message"}}}]}]}</c>.
+/// accepted on is also delivered to the tenant's bot as an event (<see cref="LifecycleEvent"/>), through the event log
+/// like a webhook: once the step is committed in the outbound log its event is ingested (deduplicated by its event
+/// id) and committed in the event log, and the book is told (an emitted mark); events not marked emitted when the
+/// process stopped, however it stopped, are emitted again at the next start, so each reaches the bot once.
 /// Layout: <c>DataDir/outbound/</c> (sends and steps), <c>DataDir/window/</c> (last inbound per customer).
 /// </summary>
 public sealed class OutboundService : IAsyncDisposable
 {
     /// <summary>The <c>field</c> of lifecycle events forwarded to bots.</summary>
-    public const string LifecycleField = "fastingest_outbound";
+    public const string LifecycleField = LifecycleEvent.Field;
 
     private readonly OutboundOptions _options;
     private readonly EventLog _events;
+    private readonly IngestPipeline _ingest;
     private readonly DeliveryStateStore _states;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -43,20 +46,24 @@ public sealed class OutboundService : IAsyncDisposable
     private readonly Dictionary<string, OutboundLane> _byTenant = new(StringComparer.Ordinal);
     private readonly OutboundScheduler _scheduler;
     private readonly GraphClient _graph;
-    private readonly Channel<(OutboundLane Lane, byte[] Body)> _lifecycle = Channel.CreateUnbounded<(OutboundLane, byte[])>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<string, (long Outage, HashSet<string> Customers)> _holding = new(StringComparer.Ordinal);
     private Task _pump = Task.CompletedTask;
     private static readonly JsonSerializerOptions s_plainJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>Opens the book and the window store under <paramref name="dataDir"/> and builds a lane per tenant with phone numbers.</summary>
+    /// <summary>
+    /// Opens the book and the window store under <paramref name="dataDir"/> and builds a lane per tenant with phone
+    /// numbers. Lifecycle events go into <paramref name="events"/> through <paramref name="ingest"/>, which
+    /// deduplicates them like webhooks.
+    /// </summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
-    public OutboundService(FastIngestOptions options, TenantRegistry tenants, EventLog events, DeliveryStateStore states, HttpClient http, string dataDir, TimeProvider time, ILoggerFactory loggerFactory, Storage.DamageReport? damage = null)
+    public OutboundService(FastIngestOptions options, TenantRegistry tenants, IngestPipeline ingest, EventLog events, DeliveryStateStore states, HttpClient http, string dataDir, TimeProvider time, ILoggerFactory loggerFactory, Storage.DamageReport? damage = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _options = options.Outbound;
         _events = events;
+        _ingest = ingest;
         _states = states;
         _time = time;
         _logger = loggerFactory.CreateLogger("FastIngest.Outbound");
@@ -137,12 +144,19 @@ public sealed class OutboundService : IAsyncDisposable
 
     internal OutboundLane? LaneOfTenant(string tenant) => _byTenant.GetValueOrDefault(tenant);
 
-    /// <summary>Queues what the book still holds unanswered (a restart), then starts sending.</summary>
+    /// <summary>
+    /// Queues what the book still holds unanswered (a restart), then starts sending and emitting lifecycle events. A
+    /// send whose passed-through token was lost with the restart (it is never written to disk) ends failed, saying so.
+    /// </summary>
     public void Start()
     {
         foreach (var m in Book.Unanswered())
         {
-            if (_byTenant.TryGetValue(m.Tenant, out var lane))
+            if (!_byTenant.TryGetValue(m.Tenant, out var lane))
+                continue;
+            if (m.TokenLost && lane.Bearer is null)
+                _ = FailAsync(lane, m, 0, "the bot's access token passed through with this send is held in memory only and was lost when FastIngest restarted before Meta accepted it; send it again");
+            else
                 _scheduler.Enqueue(lane, m);
         }
         _scheduler.Start();
@@ -164,7 +178,8 @@ public sealed class OutboundService : IAsyncDisposable
     /// or refuses a free-form message outside the customer service window.
     /// </summary>
     /// <exception cref="IOException">The outbound log cannot be written.</exception>
-    internal SubmitResult Submit(OutboundLane lane, string version, string phoneNumberId, SendRequest request, byte[] body, string key, string? authorization, bool windowKnownOpen = false)
+    /// <exception cref="InvalidOperationException">The outbound log stayed full for 5 s.</exception>
+    internal async ValueTask<SubmitResult> SubmitAsync(OutboundLane lane, string version, string phoneNumberId, SendRequest request, byte[] body, string key, string? authorization, bool windowKnownOpen = false)
     {
         if (!request.IsTemplate && !windowKnownOpen && Book.FindKey(lane.Tenant.Id, key) is null)
         {
@@ -178,7 +193,7 @@ public sealed class OutboundService : IAsyncDisposable
                     $"Re-engagement message: a free-form message may only go within the 24-hour customer service window, and {when}; send a template instead (refused by FastIngest before Meta)");
             }
         }
-        var (message, created, durable) = Book.Add(lane.Tenant.Id, phoneNumberId, key, request.To, request.Type, lane.Bearer is null ? authorization : null, version, body, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        var (message, created, durable) = await Book.AddAsync(lane.Tenant.Id, phoneNumberId, key, request.To, request.Type, lane.Bearer is null ? authorization : null, version, body, _time.GetUtcNow().ToUnixTimeMilliseconds());
         if (created)
         {
             lane.Counters.Count(OutboundOutcome.Queued);
@@ -202,33 +217,36 @@ public sealed class OutboundService : IAsyncDisposable
 
     private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    internal void Submitted(OutboundMessage message)
-        => Book.Record(message, new OutboundStep(OutboundStatus.Submitted, Now, 0, 0, null));
+    /// <summary>Records that <paramref name="message"/> goes to Meta now; completes when that is durable (false: the outbound log failed).</summary>
+    internal Task<bool> SubmittedAsync(OutboundMessage message)
+        => Book.RecordAsync(message, new OutboundStep(OutboundStatus.Submitted, Now, 0, 0, null));
 
-    internal void Accepted(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    internal async Task AcceptedAsync(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
     {
         message.MetaAnswer = (answer.HttpStatus, answer.Body);
-        if (!Move(lane, message, new OutboundStep(OutboundStatus.Accepted, Now, 0, 0, null), answer.Wamid))
+        if (!await MoveAsync(lane, message, new OutboundStep(OutboundStatus.Accepted, Now, 0, 0, null), answer.Wamid).ConfigureAwait(false))
             return;
         // Statuses of this wamid may have come in before Meta's answer did: take them from the delivery state.
         if (answer.Wamid is not null && _states.Find(lane.Tenant.Id, answer.Wamid) is { } delivery)
         {
+            var moves = new List<Task<bool>>();
             foreach (var change in delivery.History)
-                Move(lane, message, new OutboundStep(Map(change.Status), Now, change.MetaUnixSeconds, 0, null), null);
+                moves.Add(MoveAsync(lane, message, new OutboundStep(Map(change.Status), Now, change.MetaUnixSeconds, 0, null), null));
+            await Task.WhenAll(moves).ConfigureAwait(false);
         }
     }
 
-    internal void Rejected(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    internal Task RejectedAsync(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
     {
         message.MetaAnswer = (answer.HttpStatus, answer.Body);
-        Move(lane, message, new OutboundStep(OutboundStatus.Rejected, Now, 0, answer.Code, answer.Detail), null);
         OutboundLog.Ended(_logger, lane.Tenant.Id, message.Id, "rejected", answer.Code, answer.Detail ?? "");
+        return MoveAsync(lane, message, new OutboundStep(OutboundStatus.Rejected, Now, 0, answer.Code, answer.Detail), null);
     }
 
-    internal void Fail(OutboundLane lane, OutboundMessage message, int code, string detail)
+    internal Task FailAsync(OutboundLane lane, OutboundMessage message, int code, string detail)
     {
-        Move(lane, message, new OutboundStep(OutboundStatus.Failed, Now, 0, code, detail), null);
         OutboundLog.Ended(_logger, lane.Tenant.Id, message.Id, "failed", code, detail);
+        return MoveAsync(lane, message, new OutboundStep(OutboundStatus.Failed, Now, 0, code, detail), null);
     }
 
     /// <summary>
@@ -241,7 +259,8 @@ public sealed class OutboundService : IAsyncDisposable
             return;
         if (Book.FindByWamid(tenant.Id, Encoding.UTF8.GetString(wamid)) is not { } message)
             return;
-        Move(lane, message, new OutboundStep(Map(status), Now, metaUnixSeconds, status == MessageStatus.Failed ? errorCode : 0, status == MessageStatus.Failed ? errorTitle : null), null);
+        // Decided and placed in the outbound log now, in the dispatcher's order; it shows once committed.
+        _ = MoveAsync(lane, message, new OutboundStep(Map(status), Now, metaUnixSeconds, status == MessageStatus.Failed ? errorCode : 0, status == MessageStatus.Failed ? errorTitle : null), null);
     }
 
     private static OutboundStatus Map(MessageStatus status) => status switch
@@ -253,9 +272,10 @@ public sealed class OutboundService : IAsyncDisposable
         _ => OutboundStatus.Queued,
     };
 
-    private bool Move(OutboundLane lane, OutboundMessage message, OutboundStep step, string? wamid)
+    /// <summary>Records a step; once it is committed, counts it (its lifecycle event goes out from the book). False: not a move forward, or not durable.</summary>
+    private async Task<bool> MoveAsync(OutboundLane lane, OutboundMessage message, OutboundStep step, string? wamid)
     {
-        if (!Book.Record(message, step, wamid))
+        if (!await Book.RecordAsync(message, step, wamid).ConfigureAwait(false))
             return false;
         lane.Counters.Count(step.Status switch
         {
@@ -266,73 +286,76 @@ public sealed class OutboundService : IAsyncDisposable
             OutboundStatus.Rejected => OutboundOutcome.Rejected,
             _ => OutboundOutcome.Failed,
         });
-        _lifecycle.Writer.TryWrite((lane, LifecycleEvent(message, step)));
         return true;
     }
 
-    /// <summary>The Meta-shaped webhook body of one lifecycle step (see the class remarks).</summary>
-    internal static byte[] LifecycleEvent(OutboundMessage message, OutboundStep step)
-    {
-        var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartObject();
-            w.WriteString("object", "whatsapp_business_account");
-            w.WriteStartArray("entry");
-            w.WriteStartObject();
-            w.WriteString("id", "fastingest");
-            w.WriteStartArray("changes");
-            w.WriteStartObject();
-            w.WriteString("field", LifecycleField);
-            w.WriteStartObject("value");
-            w.WriteString("id", message.Id);
-            w.WriteString("status", OutboundMessage.Name(step.Status));
-            w.WriteString("phone_number_id", message.PhoneNumberId);
-            w.WriteStartObject("metadata");
-            w.WriteString("phone_number_id", message.PhoneNumberId);
-            w.WriteEndObject();
-            w.WriteString("to", message.To);
-            if (message.Wamid is not null)
-                w.WriteString("wamid", message.Wamid);
-            w.WriteNumber("attempts", message.Attempts);
-            w.WriteString("timestamp", (step.MetaUnixSeconds > 0 ? step.MetaUnixSeconds : step.AtUnixMs / 1000).ToString(System.Globalization.CultureInfo.InvariantCulture));
-            w.WriteNumber("recorded_at_ms", step.AtUnixMs);
-            if (step.Status is OutboundStatus.Failed or OutboundStatus.Rejected)
-            {
-                w.WriteStartObject("error");
-                w.WriteNumber("code", step.Code);
-                w.WriteString("message", step.Detail ?? "");
-                w.WriteEndObject();
-            }
-            w.WriteEndObject();
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteEndObject();
-        }
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary>Appends lifecycle events to the event log, where the tenant's dispatcher delivers them like webhooks.</summary>
+    /// <summary>
+    /// Ingests the events of committed lifecycle steps (<see cref="OutboundBook.Lifecycle"/>) into the event log, where
+    /// the tenant's dispatcher delivers them like webhooks, a batch at a time; once a batch is committed there the book
+    /// is told (<see cref="OutboundBook.MarkEmitted"/>). An event already in the log (emitted again after a restart) is
+    /// dropped by dedupe. While the event log cannot take them they are held back, and emitted again at the next start.
+    /// </summary>
     private async Task PumpAsync()
     {
-        using var events = new EventBuffer(4);
-        var id = new byte[EventIdentity.MaxLength];
-        await foreach (var (lane, body) in _lifecycle.Reader.ReadAllAsync().ConfigureAwait(false))
+        var reader = Book.Lifecycle;
+        var batch = new List<LifecycleItem>(256);
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            if (!WebhookParser.Parse(body, events).Success || events.Count != 1)
+            batch.Clear();
+            while (batch.Count < 256 && reader.TryRead(out var item))
+                batch.Add(item);
+            if (Internal.FaultInjection.HoldLifecycleEvents)
                 continue;
-            var idLength = EventIdentity.Write(body, in events[0], id);
-            var key = EventIdentity.Key(lane.Tenant.IdUtf8, id.AsSpan(0, idLength));
-            var record = new BatchRecord(lane.Tenant.IdUtf8, Now, [0], [key], 1, body, body.Length);
-            while (!_events.TryAppend(record, out _))
+            var waitFor = -1L;
+            var all = true;
+            foreach (var item in batch)
             {
-                if (_events.Failure is not null)
+                if (!_byTenant.TryGetValue(item.Tenant, out var lane))
+                    continue;
+                var address = await IngestAsync(lane.Tenant, item.Body).ConfigureAwait(false);
+                if (address == long.MinValue)
+                {
+                    all = false;
                     break;
-                await Task.Delay(2).ConfigureAwait(false);
+                }
+                waitFor = Math.Max(waitFor, address);
             }
+            try
+            {
+                if (waitFor >= 0)
+                    await _events.WaitForCommitAsync(waitFor).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                all = false;
+            }
+            if (all)
+                Book.MarkEmitted(batch[^1].StepAddress);
+            else
+                LogHeldBack();
         }
+    }
+
+    private int _heldBackLogged;
+
+    private void LogHeldBack()
+    {
+        if (Interlocked.Exchange(ref _heldBackLogged, 1) == 0)
+            OutboundLog.LifecycleHeldBack(_logger, _events.Failure?.Message ?? "the event log did not commit");
+    }
+
+    /// <summary>Ingests one lifecycle event, waiting out backpressure; the address to wait for (-1: nothing new), or <see cref="long.MinValue"/> when the event log failed.</summary>
+    private async ValueTask<long> IngestAsync(Tenant tenant, byte[] body)
+    {
+        var outcome = _ingest.Accept(tenant, body, body.Length);
+        while (outcome.Status == IngestStatus.Backpressure)
+        {
+            if (_events.Failure is not null)
+                return long.MinValue;
+            await Task.Delay(2).ConfigureAwait(false);
+            outcome = outcome.Pending is { } pending ? _ingest.RetryAppend(tenant, body, body.Length, pending) : _ingest.Accept(tenant, body, body.Length);
+        }
+        return outcome.WaitForAddress;
     }
 
     /// <summary>
@@ -359,9 +382,14 @@ public sealed class OutboundService : IAsyncDisposable
             ["text"] = new Dictionary<string, string> { ["body"] = lane.Options.HoldingMessage! },
         }, s_plainJson);
         var key = $"holding:{outage}:{phoneNumberId}:{customer}";
+            _ = HoldAsync(lane, phoneNumberId, customer, body, key);
+    }
+
+    private async Task HoldAsync(OutboundLane lane, string phoneNumberId, string customer, byte[] body, string key)
+    {
         try
         {
-            var result = Submit(lane, _options.GraphVersion, phoneNumberId, new SendRequest(customer, "text"), body, key, null, windowKnownOpen: true);
+            var result = await SubmitAsync(lane, _options.GraphVersion, phoneNumberId, new SendRequest(customer, "text"), body, key, null, windowKnownOpen: true).ConfigureAwait(false);
             if (result.Created)
                 OutboundLog.Holding(_logger, lane.Tenant.Id, customer, result.Message!.Id);
         }
@@ -371,31 +399,55 @@ public sealed class OutboundService : IAsyncDisposable
         }
     }
 
-    /// <summary>Checkpoints the window store, forgets sends past <c>Outbound:Retention</c> and commits the outbound log.</summary>
+    /// <summary>
+    /// Checkpoints the window store, forgets sends past <c>Outbound:Retention</c>, and commits the outbound log once
+    /// every step recorded so far is in it (the statuses they came from may be cut from the event log next), with the
+    /// emitted mark.
+    /// </summary>
     public async Task CheckpointAsync(CancellationToken cancellationToken = default)
     {
         await Windows.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        await Book.WhenRecordedAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         Book.Forget(Now - (long)_options.Retention.TotalMilliseconds);
         Book.Commit();
     }
 
-    /// <summary>Stops sending (requests in flight may finish until <paramref name="deadline"/>) and delivers the lifecycle events still queued to the event log.</summary>
+    private int _sendingStopped;
+    private int _stopped;
+
+    /// <summary>Stops sending: no new request goes to Meta; those in flight may finish (and record Meta's answer) until <paramref name="deadline"/>.</summary>
+    public async Task StopSendingAsync(CancellationToken deadline)
+    {
+        if (Interlocked.Exchange(ref _sendingStopped, 1) == 0)
+            await _scheduler.StopAsync(deadline).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After <see cref="StopSendingAsync"/> and once the dispatchers no longer apply statuses: waits (until
+    /// <paramref name="deadline"/>) for the steps still being recorded and writes their lifecycle events to the event
+    /// log, then commits the outbound log with the emitted mark. What the deadline cuts is emitted at the next start.
+    /// </summary>
     public async Task StopAsync(CancellationToken deadline)
     {
-        await _scheduler.StopAsync(deadline).ConfigureAwait(false);
-        _lifecycle.Writer.TryComplete();
-        await _pump.ConfigureAwait(false);
+        await StopSendingAsync(deadline).ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+            return;
+        try
+        {
+            await Book.WhenRecordedAsync().WaitAsync(deadline).ConfigureAwait(false);
+            Book.CompleteLifecycle();
+            await _pump.WaitAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
         Book.Commit();
     }
 
     /// <summary>Stops (if not stopped) and closes the stores.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_lifecycle.Writer.TryComplete())
-        {
-            await _scheduler.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            await _pump.ConfigureAwait(false);
-        }
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
         await _scheduler.DisposeAsync().ConfigureAwait(false);
         foreach (var lane in Lanes)
             lane.Dispose();
