@@ -281,12 +281,20 @@ public sealed class TenantOutboundOptions
 
     /// <summary>
     /// <c>AccessToken</c>: the Meta access token sends go out with. Empty: the bot's own <c>Authorization</c> header is
-    /// passed through to Meta (and kept with the queued send until it is answered).
+    /// passed through to Meta, on top of its bot token in <c>X-FastIngest-Bot-Token</c>; the passed-through token is
+    /// held in memory only, never written to disk.
     /// </summary>
     public string? AccessToken { get; set; }
 
-    /// <summary><c>BotToken</c>: with <see cref="AccessToken"/>, the bearer token the bot must present to FastIngest (at least 16 characters).</summary>
+    /// <summary>
+    /// <c>BotToken</c>: the credential the bot presents to FastIngest (at least 16 characters), required for every tenant
+    /// with <see cref="PhoneNumberIds"/>: as <c>Authorization: Bearer {BotToken}</c> when the tenant has an
+    /// <see cref="AccessToken"/>, as <c>X-FastIngest-Bot-Token: {BotToken}</c> when the bot's own token is passed through.
+    /// </summary>
     public string? BotToken { get; set; }
+
+    /// <summary><c>BotTokens:{n}</c>: more values of the same credential, each accepted like <see cref="BotToken"/> (rotation: add the new one, move the bot, remove the old one).</summary>
+    public List<string> BotTokens { get; set; } = [];
 
     /// <summary><c>PhoneNumberRate</c>: messages/s per phone number (Meta's throughput tier: 80 by default, up to 1,000). Default 80.</summary>
     public double PhoneNumberRate { get; set; } = 80;

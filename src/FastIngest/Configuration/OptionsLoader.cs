@@ -197,8 +197,17 @@ public static class OptionsLoader
             if (!phoneNumbers.Add(id))
                 throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:PhoneNumberIds:{i}"), $"{id} is listed by another tenant");
         }
-        if (!string.IsNullOrEmpty(o.AccessToken) && o.BotToken is not { Length: >= 16 })
+        if (!string.IsNullOrEmpty(o.AccessToken) && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
             throw new ConfigurationException($"{k}:BotToken", "is required with Outbound:AccessToken (at least 16 characters)");
+        if (o.PhoneNumberIds.Count > 0 && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
+            throw new ConfigurationException($"{k}:BotToken", "is required for a tenant that sends (Outbound:PhoneNumberIds): the credential its bot presents, at least 16 characters");
+        if (!string.IsNullOrEmpty(o.BotToken) && o.BotToken.Length < 16)
+            throw new ConfigurationException($"{k}:BotToken", "must be at least 16 characters");
+        for (var i = 0; i < o.BotTokens.Count; i++)
+        {
+            if (o.BotTokens[i] is not { Length: >= 16 })
+                throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:BotTokens:{i}"), "must be at least 16 characters");
+        }
         if (o.PhoneNumberRate is <= 0 or > 100_000 || double.IsNaN(o.PhoneNumberRate))
             throw new ConfigurationException($"{k}:PhoneNumberRate", "must be a positive messages/s up to 100000");
         if (o.Rate is < 0 or > 100_000 || double.IsNaN(o.Rate))

@@ -14,8 +14,7 @@ namespace FastIngest.Outbound;
 /// The bots' side of the send tier:
 /// <list type="bullet">
 /// <item><c>POST /graph/{version}/{phone_number_id}/messages</c>: Meta's Cloud API "Send messages" request, unchanged
-/// (a bot switches by changing its base URL). <c>Authorization: Bearer {Outbound:BotToken}</c> when the tenant has its
-/// own <c>AccessToken</c>, else the bot's Meta token, passed through. Answers: 202 with
+/// (a bot switches by changing its base URL); the credentials are below. Answers: 202 with
 /// <c>{"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],"messages":[{"id":"fo-…","message_status":"queued"}]}</c>
 /// and <c>Location: /v1/outbound/{id}</c> once the send is durable; with <c>Prefer: wait=N</c> (seconds, at most
 /// <c>Outbound:MaxWait</c>), or without a <c>Prefer</c> header for a tenant with <c>Outbound:DefaultWait</c>, Meta's own
@@ -30,11 +29,18 @@ namespace FastIngest.Outbound;
 /// typing indicator): passed straight to Meta, Meta's answer returned as Meta gave it (503 code 131000 when Meta does
 /// not answer within <c>Outbound:Timeout</c>), no 24-hour window check, counted in
 /// <c>fastingest_outbound_read_receipts_total</c>.</item>
-/// <item><c>GET /v1/outbound/{id}</c>: the send's state and history (same token as the send, or the admin token).</item>
+/// <item><c>GET /v1/outbound/{id}</c>: the send's state and history (the tenant's bot token, as <c>Authorization: Bearer</c>
+/// or <see cref="BotTokenHeader"/>, or the admin token).</item>
 /// </list>
+/// Every call proves the bot's credential (<c>Outbound:BotToken</c>): as <c>Authorization: Bearer {BotToken}</c> when the
+/// tenant has an <c>Outbound:AccessToken</c>; when it has none, as <see cref="BotTokenHeader"/> with the bot's own Meta token in
+/// <c>Authorization</c> (passed through to Meta, held in memory only; idempotency keys are then scoped to that token).
 /// </summary>
 public static class OutboundEndpoints
 {
+    /// <summary>The header a pass-through bot proves its <c>Outbound:BotToken</c> with: <c>X-FastIngest-Bot-Token</c>.</summary>
+    public const string BotTokenHeader = "X-FastIngest-Bot-Token";
+
     /// <summary>Adds the routes; without sending tenants every send is 404.</summary>
     public static void MapFastIngestOutbound(this IEndpointRouteBuilder endpoints, OutboundService outbound, string? adminToken)
     {
@@ -102,11 +108,14 @@ public static class OutboundEndpoints
             return;
         }
         var authorization = context.Request.Headers.Authorization.ToString();
-        if (lane.BotAuthorization is { } expected ? !SameSecret(authorization, expected) : !authorization.StartsWith("Bearer ", StringComparison.Ordinal) || authorization.Length < 8)
+        var passThrough = lane.Bearer is null;
+        if (passThrough
+                ? !lane.IsBotToken(context.Request.Headers[BotTokenHeader].ToString()) || !authorization.StartsWith("Bearer ", StringComparison.Ordinal) || authorization.Length < 8
+                : !lane.IsBotToken(authorization, "Bearer "))
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
-            await Error(context, 401, 190, lane.BotAuthorization is null
-                ? "Authorization: Bearer <access token> is required (it is passed through to Meta)"
+            await Error(context, 401, 190, passThrough
+                ? $"{BotTokenHeader}: <Outbound:BotToken> and Authorization: Bearer <the bot's Meta access token> are required (this tenant has no Outbound:AccessToken: the bot's token is passed through to Meta)"
                 : "Authorization: Bearer <Outbound:BotToken> is required").ConfigureAwait(false);
             return;
         }
@@ -145,6 +154,8 @@ public static class OutboundEndpoints
         }
         if (key.Length == 0)
             key = OutboundService.BodyKey(phone, body);
+        if (passThrough)
+            key = OutboundService.CallerKey(key, authorization); // another Meta token is another caller: its keys are its own
 
         SubmitResult result;
         try
@@ -271,7 +282,7 @@ public static class OutboundEndpoints
         var authorization = context.Request.Headers.Authorization.ToString();
         var lane = message is null ? null : outbound.LaneOfTenant(message.Tenant);
         var allowed = (admin is not null && SameSecret(authorization, admin))
-            || (message is not null && lane is not null && (lane.BotAuthorization is { } bot ? SameSecret(authorization, bot) : message.Authorization is { } a && SameSecret(authorization, a)));
+            || (lane is not null && (lane.IsBotToken(authorization, "Bearer ") || lane.IsBotToken(context.Request.Headers[BotTokenHeader].ToString())));
         if (message is null || !allowed)
         {
             // The same answer for "no such send" and "not yours": ids are not to be probed.

@@ -14,7 +14,7 @@ internal sealed class OutboundLane : IDisposable
         var o = tenant.Options.Outbound;
         Options = o;
         Bearer = string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
-        BotAuthorization = string.IsNullOrEmpty(o.BotToken) ? null : "Bearer " + o.BotToken;
+        BotTokens = [.. new[] { o.BotToken }.Concat(o.BotTokens).Where(t => !string.IsNullOrEmpty(t)).Select(t => t!)];
         Quota = o.Rate > 0 ? new ThroughputBucket(tenant.Id, o.Rate, shared.RateRecoveryInterval, time) : null;
         Pairs = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
         {
@@ -32,8 +32,18 @@ internal sealed class OutboundLane : IDisposable
     /// <summary><c>Bearer {AccessToken}</c>, or null when the bot's own header is passed through.</summary>
     public string? Bearer { get; }
 
-    /// <summary><c>Bearer {BotToken}</c>: what the bot must present, or null (pass-through: any bearer is taken to Meta).</summary>
-    public string? BotAuthorization { get; }
+    /// <summary><c>BotToken</c> and <c>BotTokens</c>: the values of the bot's credential.</summary>
+    public string[] BotTokens { get; }
+
+    /// <summary>True when <paramref name="presented"/> is one of <see cref="BotTokens"/>, prefixed by <paramref name="scheme"/> (fixed-time compare).</summary>
+    public bool IsBotToken(string presented, string scheme = "")
+    {
+        var given = System.Text.Encoding.UTF8.GetBytes(presented);
+        var found = false;
+        foreach (var token in BotTokens)
+            found |= System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, System.Text.Encoding.UTF8.GetBytes(scheme + token));
+        return found;
+    }
 
     public ThroughputBucket? Quota { get; }
     public PartitionedRateLimiter<string> Pairs { get; }

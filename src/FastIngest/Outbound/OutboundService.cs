@@ -174,6 +174,14 @@ public sealed class OutboundService : IAsyncDisposable
     }
 
     /// <summary>
+    /// An idempotency key scoped to the caller of a pass-through send: <paramref name="key"/>, a unit separator and
+    /// the first 32 hex digits of SHA-256 of the passed-through <paramref name="authorization"/> (the token itself is
+    /// never kept). A send by another Meta token under the same key is another send.
+    /// </summary>
+    public static string CallerKey(string key, string authorization)
+        => key + "\u001f" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(authorization)))[..32];
+
+    /// <summary>
     /// Queues a checked send of <paramref name="lane"/>'s tenant, or finds the first send of the same idempotency key,
     /// or refuses a free-form message outside the customer service window.
     /// </summary>

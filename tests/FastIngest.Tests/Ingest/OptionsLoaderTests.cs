@@ -57,6 +57,9 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:Outbound:Retention", "01:00:00", "FastIngest:Outbound:Retention")]
     [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberIds:0", "+1 555", "FastIngest:Tenants:0:Outbound:PhoneNumberIds:0")]
     [InlineData("FastIngest:Tenants:0:Outbound:AccessToken", "EAAG-token", "FastIngest:Tenants:0:Outbound:BotToken")]
+    // A tenant that sends without a credential of its bot's: anyone reaching the port could queue sends.
+    [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberIds:0", "100000000000001", "FastIngest:Tenants:0:Outbound:BotToken")]
+    [InlineData("FastIngest:Tenants:0:Outbound:BotTokens:0", "too-short", "FastIngest:Tenants:0:Outbound:BotTokens:0")]
     [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberRate", "0", "FastIngest:Tenants:0:Outbound:PhoneNumberRate")]
     [InlineData("FastIngest:Tenants:0:Outbound:PairBurst", "0", "FastIngest:Tenants:0:Outbound:PairBurst")]
     [InlineData("FastIngest:Tenants:0:Outbound:HoldingMessage", "Back soon", "FastIngest:Tenants:0:Outbound:HoldingMessage")]

@@ -80,13 +80,15 @@ public sealed class OutboundTests : IAsyncLifetime
     internal static byte[] Template(string to, string name = "order_update")
         => Encoding.UTF8.GetBytes($$$$"""{"messaging_product":"whatsapp","to":"{{{{to}}}}","type":"template","template":{"name":"{{{{name}}}}","language":{"code":"en_US"}}}""");
 
-    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(byte[] body, string phone = Phone, string token = BotToken, string? key = null, int? wait = null, string? prefer = null)
+    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(byte[] body, string phone = Phone, string token = BotToken, string? key = null, int? wait = null, string? prefer = null, string? botHeader = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/graph/v23.0/{phone}/messages") { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         if (key is not null)
             request.Headers.Add("Idempotency-Key", key);
+        if (botHeader is not null)
+            request.Headers.Add("X-FastIngest-Bot-Token", botHeader);
         if (wait is not null)
             request.Headers.Add("Prefer", $"wait={wait}");
         if (prefer is not null)
@@ -555,19 +557,60 @@ public sealed class OutboundTests : IAsyncLifetime
     [Fact]
     public async Task A_passed_through_token_that_Meta_refuses_fails_that_send_and_does_not_pause_the_tenant()
     {
-        // Pass-through: the tenant has no token of its own, each bot request's bearer goes to Meta.
-        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:AccessToken"] = "", ["FastIngest:Tenants:0:Outbound:BotToken"] = "" });
+        // Pass-through: the tenant has no token of its own, each bot request's bearer goes to Meta (the bot proves
+        // itself with X-FastIngest-Bot-Token).
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:AccessToken"] = "" });
         _graph.Token = MetaToken;
-        // Anyone who reaches the port with a junk bearer: before, Meta's 190 paused the whole tenant.
-        var (_, junk, _) = await SendAsync(Template("16505552004"), token: "junk-token-0123");
+        // A junk bearer: before, Meta's 190 paused the whole tenant.
+        var (_, junk, _) = await SendAsync(Template("16505552004"), token: "junk-token-0123", botHeader: BotToken);
         var failed = await WaitForStatusAsync(IdOf(junk), "failed", token: AdminToken);
         Assert.Equal(190, failed.GetProperty("error").GetProperty("code").GetInt32());
         Assert.Contains("passed through", failed.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
 
         // The bot's own, valid token still sends right away.
-        var (_, good, _) = await SendAsync(Template("16505552005"), token: MetaToken);
+        var (_, good, _) = await SendAsync(Template("16505552005"), token: MetaToken, botHeader: BotToken);
         await WaitForStatusAsync(IdOf(good), "accepted", token: AdminToken);
+    }
+
+    [Fact]
+    public async Task In_pass_through_mode_a_caller_needs_the_bot_token_and_an_idempotency_key_belongs_to_its_caller()
+    {
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:AccessToken"] = "" });
+        // Anyone who reaches the port with some bearer is refused: before, without a BotToken, it was queued and sent.
+        var (refused, _, _) = await SendAsync(Template("16505552006"), token: MetaToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused);
+
+        var (status, first, _) = await SendAsync(Template("16505552006"), token: MetaToken, key: "order-42", botHeader: BotToken);
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        // Another caller (another Meta token) with the same key gets a send of its own, not the first one's result.
+        var (_, other, response) = await SendAsync(Template("16505552007"), token: "someone-elses-meta-token", key: "order-42", botHeader: BotToken);
+        Assert.NotEqual(IdOf(first), IdOf(other));
+        Assert.False(response.Headers.Contains("Idempotent-Replayed"));
+        // The same caller again: the first result.
+        var (_, again, replayed) = await SendAsync(Template("16505552006"), token: MetaToken, key: "order-42", botHeader: BotToken);
+        Assert.Equal(IdOf(first), IdOf(again));
+        Assert.True(replayed.Headers.Contains("Idempotent-Replayed"));
+        await WaitForStatusAsync(IdOf(first), "accepted");
+    }
+
+    [Fact]
+    public async Task A_passed_through_token_is_never_written_to_disk_and_a_send_a_restart_cut_off_from_it_fails_saying_why()
+    {
+        var passThrough = new Dictionary<string, string?> { ["FastIngest:Tenants:0:Outbound:AccessToken"] = "" };
+        await StartAsync(passThrough);
+        _graph.Fail("16505552008", 503, 131000, "Something went wrong", times: 100_000);
+        var (_, queued, _) = await SendAsync(Template("16505552008"), token: MetaToken, botHeader: BotToken);
+        var id = IdOf(queued);
+        await WaitUntilAsync(() => _graph.Sends.Count(s => s.To == "16505552008") >= 2); // Meta is failing: it waits, retrying
+        Server.Engine.Outbound.Book.Commit();
+        var secret = Encoding.UTF8.GetBytes(MetaToken);
+        foreach (var file in Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories).Where(f => Path.GetFileName(f) != "lock")) // the held DataDir lock
+            Assert.True(File.ReadAllBytes(file).AsSpan().IndexOf(secret) < 0, $"{file} holds the passed-through token");
+
+        await RestartAsync(passThrough);
+        var failed = await WaitForStatusAsync(id, "failed");
+        Assert.Contains("held in memory only", failed.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
