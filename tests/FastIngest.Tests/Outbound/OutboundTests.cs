@@ -435,6 +435,53 @@ public sealed class OutboundTests : IAsyncLifetime
         Assert.DoesNotContain("fastingest_outbound_throttled_total{tenant=\"t1\"} 0", metrics, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Many_concurrent_throttling_answers_cut_the_rate_once_each_and_the_tier_keeps_sending_and_recovers()
+    {
+        // 64 requests in flight at once, Meta slow and far below the configured rate: 130429 answers come back to
+        // many send tasks together, each cutting the same bucket the scheduler is taking tokens from.
+        await StartAsync(new()
+        {
+            ["FastIngest:Tenants:0:Outbound:PhoneNumberRate"] = "400",
+            ["FastIngest:Outbound:MaxInFlight"] = "64",
+        });
+        _graph.Latency = TimeSpan.FromMilliseconds(40);
+        _graph.Limit(Phone, 15);
+        const int Count = 150;
+        using var gate = new SemaphoreSlim(32);
+        await Task.WhenAll(Enumerable.Range(0, Count).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await SendAsync(Template($"1650559{i:D4}"));
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        await _graph.WaitForAcceptedAsync(Count, TimeSpan.FromSeconds(60));
+
+        Assert.True(_graph.Sends.Count(s => s.Code == 130429) >= 10, $"{_graph.Sends.Count(s => s.Code == 130429)} throttling answers");
+        Assert.Equal(Count, _graph.Accepted.Count); // each exactly once, none lost
+        var metrics = await Server.Client.GetStringAsync("/metrics");
+        Assert.Contains("fastingest_outbound_scheduler_faults_total 0", metrics, StringComparison.Ordinal);
+        Assert.True(PhoneRate(metrics) < 400, $"rate {PhoneRate(metrics)} after throttling");
+
+        // Meta lifts its limit: the rate comes back to the configured one, and sends still go.
+        _graph.Limit(Phone, 10_000);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        double rate;
+        while ((rate = PhoneRate(await Server.Client.GetStringAsync("/metrics"))) < 400 && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.Equal(400, rate);
+        var (_, last, _) = await SendAsync(Template("16505599999"));
+        await WaitForStatusAsync(IdOf(last), "accepted");
+        using var ready = await Server.Client.GetAsync("/readyz");
+        Assert.DoesNotContain("scheduler", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     private static double PhoneRate(string metrics)
     {
         var line = metrics.Split('\n').Single(l => l.StartsWith($"fastingest_outbound_phone_rate{{phone_number_id=\"{Phone}\"}}", StringComparison.Ordinal));
