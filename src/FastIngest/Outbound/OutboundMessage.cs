@@ -131,6 +131,11 @@ public sealed class OutboundMessage
     /// <summary>Meta's answer as Meta gave it (HTTP status and body), kept in memory for <c>Prefer: wait</c>; null after a restart.</summary>
     internal (int Status, byte[] Body)? MetaAnswer { get; set; }
 
+    private string? _pairKey;
+
+    /// <summary><c>{phone_number_id}:{to}</c>, the key of its recipient pair's bucket (made once).</summary>
+    internal string PairKey => _pairKey ??= PhoneNumberId + ":" + To;
+
     /// <summary>Earliest time of its next attempt (Unix ms; backoff after a failure).</summary>
     internal long NotBeforeUnixMs { get; set; }
 

@@ -16,6 +16,7 @@ internal sealed class OutboundLane : IDisposable
         Bearer = string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
         BotTokens = [.. new[] { o.BotToken }.Concat(o.BotTokens).Where(t => !string.IsNullOrEmpty(t)).Select(t => t!)];
         Quota = o.Rate > 0 ? new ThroughputBucket(tenant.Id, o.Rate, shared.RateRecoveryInterval, time) : null;
+        Phones = [.. o.PhoneNumberIds.Select(p => new PhoneQueue(p, new ThroughputBucket(p, o.PhoneNumberRate, shared.RateRecoveryInterval, time)))];
         Pairs = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
         {
             TokenLimit = o.PairBurst,
@@ -49,14 +50,25 @@ internal sealed class OutboundLane : IDisposable
     public PartitionedRateLimiter<string> Pairs { get; }
     public OutboundCounters Counters { get; } = new();
 
-    /// <summary>Queued sends, in order; retried ones go back to the front. Guarded by itself.</summary>
-    public LinkedList<OutboundMessage> Queue { get; } = new();
+    /// <summary>Guards <see cref="Phones"/> and every queue in it.</summary>
+    public object Gate { get; } = new();
 
-    /// <summary>Recipients with a send in flight (one at a time per customer keeps their order). Scheduler thread only.</summary>
-    public HashSet<string> InFlightRecipients { get; } = new(StringComparer.Ordinal);
+    /// <summary>The queued sends of each of the tenant's numbers (<see cref="PhoneQueue"/>), in the order the scheduler visits them.</summary>
+    public PhoneQueue[] Phones { get; }
 
-    /// <summary>Recipients slowed down by a 131056 answer, until (Unix ms). Scheduler thread only.</summary>
-    public Dictionary<string, long> PairPenalty { get; } = new(StringComparer.Ordinal);
+    /// <summary>The number the scheduler looks at first next time (round robin over <see cref="Phones"/>). Scheduler only.</summary>
+    public int NextPhone;
+
+    /// <summary>The queue of <paramref name="phoneNumberId"/>.</summary>
+    public PhoneQueue? Phone(string phoneNumberId)
+    {
+        foreach (var p in Phones)
+        {
+            if (p.PhoneNumberId == phoneNumberId)
+                return p;
+        }
+        return null;
+    }
 
     /// <summary>Unix ms until which the tenant is paused by an expired token (code 190); 0 when not paused.</summary>
     public long PausedUntilUnixMs;
@@ -67,18 +79,21 @@ internal sealed class OutboundLane : IDisposable
     /// <summary>True while paused by an expired token.</summary>
     public bool Paused => Volatile.Read(ref PausedUntilUnixMs) != 0;
 
+    /// <summary>Sends queued over all its numbers (not in flight).</summary>
     public int QueueLength
     {
         get
         {
-            lock (Queue)
-                return Queue.Count;
+            lock (Gate)
+                return Phones.Sum(p => p.Count);
         }
     }
 
     public void Dispose()
     {
         Quota?.Dispose();
+        foreach (var p in Phones)
+            p.Bucket.Dispose();
         Pairs.Dispose();
     }
 }
@@ -86,15 +101,17 @@ internal sealed class OutboundLane : IDisposable
 /// <summary>
 /// Takes queued sends to Meta under every limit: one scheduler task visits the tenants round robin and takes at most
 /// one send from each per round (deficit round robin with a quantum of one message: every send costs the same), so a
-/// tenant's single reply waits at most one round behind another tenant's 100,000 queued campaign messages. A send
-/// goes when its phone number's bucket, its tenant's quota bucket and its recipient pair's bucket all hold a token;
-/// up to <c>Outbound:MaxInFlight</c> requests are in flight at once, one per customer so their order holds.
+/// tenant's single reply waits at most one round behind another tenant's 100,000 queued campaign messages. Inside a
+/// tenant it visits its numbers round robin, and inside a number its customers in turn (<see cref="PhoneQueue"/>): a
+/// send goes when its number's bucket, its tenant's quota bucket and its recipient pair's bucket all hold a token; up
+/// to <c>Outbound:MaxInFlight</c> requests are in flight at once, one per customer so their order holds. Sends held
+/// back (a throttled number, a customer's pair limit or backoff) wait on timers and hold up no other number or
+/// customer. The task sleeps until something can change: a new send, a send done, the earliest timer of a held-back
+/// customer, a bucket's refill, the end of a pause; it never polls.
 /// </summary>
 internal sealed class OutboundScheduler : IAsyncDisposable
 {
-    private const int ScanDepth = 64;
     private readonly OutboundLane[] _lanes;
-    private readonly Dictionary<string, ThroughputBucket> _phones = new(StringComparer.Ordinal);
     private readonly OutboundService _service;
     private readonly GraphClient _graph;
     private readonly OutboundOptions _options;
@@ -103,9 +120,10 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _abort = new();
-    private readonly HashSet<string> _blocked = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _blockedPhones = new(StringComparer.Ordinal);
     private readonly List<Task> _sends = [];
+    private readonly Func<OutboundMessage, (PhoneQueue.Verdict, long)> _check;
+    private OutboundLane? _checking;
+    private long _checkNow;
     private int _inFlight;
     private int _next;
     private Task _loop = Task.CompletedTask;
@@ -118,15 +136,11 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         _options = options;
         _time = time;
         _logger = logger;
-        foreach (var lane in _lanes)
-        {
-            foreach (var phone in lane.Options.PhoneNumberIds)
-                _phones[phone] = new ThroughputBucket(phone, lane.Options.PhoneNumberRate, options.RateRecoveryInterval, time);
-        }
+        _check = Check;
     }
 
     /// <summary>The phone numbers' buckets (for <c>/metrics</c>).</summary>
-    public IEnumerable<ThroughputBucket> PhoneBuckets => _phones.Values;
+    public IEnumerable<ThroughputBucket> PhoneBuckets => _lanes.SelectMany(l => l.Phones).Select(p => p.Bucket);
 
     /// <summary>Requests to Meta in flight now.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
@@ -144,8 +158,18 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     public string? RecentFault()
         => _lastFault is { } fault && Now - Interlocked.Read(ref _lastFaultUnixMs) < 5 * 60 * 1000 ? fault : null;
 
-    /// <summary>Fault injection (tests): thrown once from inside the loop, as an unexpected bug would be.</summary>
-    internal Exception? InjectFault { get; set; }
+    /// <summary>Fault injection (tests): thrown once from inside the loop (woken for it), as an unexpected bug would be.</summary>
+    internal Exception? InjectFault
+    {
+        get => _injectFault;
+        set
+        {
+            _injectFault = value;
+            _wake.Release();
+        }
+    }
+
+    private Exception? _injectFault;
 
     /// <summary>
     /// Runs the loop until <paramref name="ct"/> stops it. An unexpected exception (a bug: the loop is every tenant's
@@ -162,11 +186,11 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         OutboundLog.SchedulerFaulted(_logger, ex);
     }
 
-    /// <summary>Queues <paramref name="message"/> behind its tenant's other sends.</summary>
+    /// <summary>Queues <paramref name="message"/> behind its customer's other sends on its number, and wakes the scheduler.</summary>
     public void Enqueue(OutboundLane lane, OutboundMessage message)
     {
-        lock (lane.Queue)
-            lane.Queue.AddLast(message);
+        lock (lane.Gate)
+            (lane.Phone(message.PhoneNumberId) ?? lane.Phones[0]).Add(message);
         _wake.Release();
     }
 
@@ -174,115 +198,126 @@ internal sealed class OutboundScheduler : IAsyncDisposable
 
     private async Task LoopAsync(CancellationToken ct)
     {
-        try
+        while (!ct.IsCancellationRequested)
         {
-            while (!ct.IsCancellationRequested)
+            if (InjectFault is { } fault)
             {
-                if (InjectFault is { } fault)
+                InjectFault = null;
+                throw fault;
+            }
+            var now = Now;
+            var wake = long.MaxValue;
+            var sent = false;
+            for (var k = 0; k < _lanes.Length && InFlight < _options.MaxInFlight; k++)
+            {
+                var lane = _lanes[(_next + k) % _lanes.Length];
+                if (Pick(lane, now, ref wake) is { } message)
                 {
-                    InjectFault = null;
-                    throw fault;
-                }
-                var sent = false;
-                var waiting = false;
-                for (var k = 0; k < _lanes.Length && InFlight < _options.MaxInFlight; k++)
-                {
-                    var lane = _lanes[(_next + k) % _lanes.Length];
-                    if (lane.QueueLength == 0)
-                        continue;
-                    waiting = true;
-                    if (Pick(lane) is { } message)
-                    {
-                        sent = true;
-                        Launch(lane, message);
-                    }
-                }
-                _next = (_next + 1) % Math.Max(1, _lanes.Length);
-                if (!sent)
-                {
-                    // Throttled rates recover even while nothing is queued (so /metrics shows the rate a send would get).
-                    var recovering = false;
-                    foreach (var phone in _phones.Values)
-                        recovering |= phone.Recover();
-                    foreach (var lane in _lanes)
-                        recovering |= lane.Quota?.Recover() == true;
-                    // Tokens come back on the buckets' own timers: look again soon while anything waits for them.
-                    var idle = waiting ? TimeSpan.FromMilliseconds(5) : recovering ? TimeSpan.FromMilliseconds(50) : TimeSpan.FromSeconds(1);
-                    await _wake.WaitAsync(idle, ct).ConfigureAwait(false);
+                    sent = true;
+                    Launch(lane, message);
                 }
             }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
+            _next = (_next + 1) % Math.Max(1, _lanes.Length);
+            if (sent)
+                continue;
+            // Throttled rates recover even while nothing is queued (so /metrics shows the rate a send would get).
+            var recovering = false;
+            foreach (var lane in _lanes)
+            {
+                foreach (var phone in lane.Phones)
+                    recovering |= phone.Bucket.Recover();
+                recovering |= lane.Quota?.Recover() == true;
+            }
+            if (recovering)
+                wake = Math.Min(wake, now + (long)_options.RateRecoveryInterval.TotalMilliseconds);
+            // Nothing can go now: sleep until a new send or a finished one (both release _wake) or the earliest timer.
+            var delay = wake == long.MaxValue ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Clamp(wake - now, 1, int.MaxValue));
+            await _wake.WaitAsync(delay, ct).ConfigureAwait(false);
         }
     }
 
-    /// <summary>The first send of <paramref name="lane"/> that may go now, with its tokens taken; null if none.</summary>
-    private OutboundMessage? Pick(OutboundLane lane)
+    /// <summary>
+    /// The first send of <paramref name="lane"/> that may go now, with its tokens taken; null if none, with
+    /// <paramref name="wake"/> lowered to when one might.
+    /// </summary>
+    private OutboundMessage? Pick(OutboundLane lane, long now, ref long wake)
     {
-        var now = Now;
         if (lane.Paused)
         {
-            if (lane.Probing || now < Volatile.Read(ref lane.PausedUntilUnixMs))
-                return null;
-        }
-        if (lane.Quota is { Available: false })
-            return null;
-        _blocked.Clear();
-        _blockedPhones.Clear();
-        lock (lane.Queue)
-        {
-            var node = lane.Queue.First;
-            for (var scanned = 0; node is not null && scanned < ScanDepth; scanned++)
+            if (lane.Probing)
+                return null; // the probe's end wakes the scheduler
+            var until = Volatile.Read(ref lane.PausedUntilUnixMs);
+            if (now < until)
             {
-                var m = node.Value;
-                var next = node.Next;
-                if (now - m.CreatedUnixMs > (long)_options.MaxAge.TotalMilliseconds)
-                {
-                    lane.Queue.Remove(node);
-                    _ = _service.FailAsync(lane, m, 0, $"not accepted within Outbound:MaxAge ({_options.MaxAge}) after {m.Attempts} attempts");
-                    node = next;
-                    continue;
-                }
-                if (lane.PairPenalty.TryGetValue(m.To, out var until) && until <= now)
-                    lane.PairPenalty.Remove(m.To);
-                if (_blocked.Contains(m.To) || lane.InFlightRecipients.Contains(m.To) || m.NotBeforeUnixMs > now || until > now)
-                {
-                    _blocked.Add(m.To);
-                    node = next;
-                    continue;
-                }
-                if (_blockedPhones.Contains(m.PhoneNumberId) || !_phones.TryGetValue(m.PhoneNumberId, out var phone) || !phone.Available)
-                {
-                    _blockedPhones.Add(m.PhoneNumberId);
-                    _blocked.Add(m.To);
-                    node = next;
-                    continue;
-                }
-                var pairKey = m.PhoneNumberId + ":" + m.To;
-                if (lane.Pairs.GetStatistics(pairKey)?.CurrentAvailablePermits < 1)
-                {
-                    _blocked.Add(m.To);
-                    node = next;
-                    continue;
-                }
-                phone.TryTake();
-                lane.Quota?.TryTake();
-                lane.Pairs.AttemptAcquire(pairKey).Dispose();
-                lane.Queue.Remove(node);
-                if (lane.Paused)
-                    lane.Probing = true;
-                return m;
+                if (lane.QueueLength > 0)
+                    wake = Math.Min(wake, until);
+                return null;
             }
         }
-        return null;
+        lock (lane.Gate)
+        {
+            var phones = lane.Phones;
+            var any = false;
+            foreach (var p in phones)
+                any |= p.Count > 0;
+            if (!any)
+                return null;
+            if (lane.Quota is { Available: false } quota)
+            {
+                wake = Math.Min(wake, now + (long)Math.Ceiling(quota.RefillInterval.TotalMilliseconds));
+                return null;
+            }
+            _checking = lane;
+            _checkNow = now;
+            for (var i = 0; i < phones.Length; i++)
+            {
+                var phone = phones[(lane.NextPhone + i) % phones.Length];
+                if (phone.Count == 0)
+                    continue;
+                phone.Promote(now);
+                if (phone.HasReady && !phone.Bucket.Available)
+                {
+                    wake = Math.Min(wake, now + (long)Math.Ceiling(phone.Bucket.RefillInterval.TotalMilliseconds));
+                    continue;
+                }
+                if (phone.Take(_check) is { } m)
+                {
+                    phone.Bucket.TryTake();
+                    lane.Quota?.TryTake();
+                    lane.Pairs.AttemptAcquire(m.PairKey).Dispose();
+                    lane.NextPhone = (lane.NextPhone + i + 1) % phones.Length;
+                    if (lane.Paused)
+                        lane.Probing = true;
+                    _checking = null;
+                    return m;
+                }
+                wake = Math.Min(wake, phone.NextWakeUnixMs);
+            }
+            _checking = null;
+            return null;
+        }
+    }
+
+    /// <summary>Whether a customer's head send may go now (under the lane's lock, for <see cref="PhoneQueue.Take"/>).</summary>
+    private (PhoneQueue.Verdict, long) Check(OutboundMessage m)
+    {
+        var lane = _checking!;
+        var now = _checkNow;
+        if (now - m.CreatedUnixMs > (long)_options.MaxAge.TotalMilliseconds)
+        {
+            _ = _service.FailAsync(lane, m, 0, $"not accepted within Outbound:MaxAge ({_options.MaxAge}) after {m.Attempts} attempts");
+            return (PhoneQueue.Verdict.Drop, 0);
+        }
+        if (m.NotBeforeUnixMs > now)
+            return (PhoneQueue.Verdict.WaitUntil, m.NotBeforeUnixMs);
+        if (lane.Pairs.GetStatistics(m.PairKey)?.CurrentAvailablePermits < 1)
+            return (PhoneQueue.Verdict.WaitUntil, now + (long)Math.Max(1, lane.Options.PairInterval.TotalMilliseconds)); // one pair token per PairInterval
+        return (PhoneQueue.Verdict.Go, 0);
     }
 
     private void Launch(OutboundLane lane, OutboundMessage message)
     {
         Interlocked.Increment(ref _inFlight);
-        lock (lane.Queue)
-            lane.InFlightRecipients.Add(message.To);
         // A stop lets requests in flight finish (cutting one would send it again after the restart); only the drain deadline cuts them.
         var task = SendAsync(lane, message, _abort.Token);
         lock (_sends)
@@ -318,12 +353,8 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             lane.Probing = false; // a probe that crashed must not leave the tenant paused for good
 
         }
-        lock (lane.Queue)
-        {
-            if (requeue && !ct.IsCancellationRequested)
-                lane.Queue.AddFirst(message);
-            lane.InFlightRecipients.Remove(message.To);
-        }
+        lock (lane.Gate)
+            (lane.Phone(message.PhoneNumberId) ?? lane.Phones[0]).Done(message.To, requeue && !ct.IsCancellationRequested ? message : null, Now);
         Interlocked.Decrement(ref _inFlight);
         _wake.Release();
     }
@@ -355,20 +386,18 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             case MetaErrorClass.Throughput:
             {
                 lane.Counters.CountThrottled();
-                if (_phones.TryGetValue(message.PhoneNumberId, out var phone))
-                    phone.Cut();
+                var bucket = lane.Phone(message.PhoneNumberId)?.Bucket;
+                bucket?.Cut();
                 var delay = RetryDelay(message, answer);
                 message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
-                OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.PhoneNumberId, _phones.GetValueOrDefault(message.PhoneNumberId)?.Rate ?? 0, (long)delay.TotalMilliseconds);
+                OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.PhoneNumberId, bucket?.Rate ?? 0, (long)delay.TotalMilliseconds);
                 return true;
             }
             case MetaErrorClass.PairRate:
             {
                 lane.Counters.CountThrottled();
                 var delay = RetryDelay(message, answer);
-                lock (lane.Queue)
-                    lane.PairPenalty[message.To] = now + (long)delay.TotalMilliseconds;
-                message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
+                message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds; // the customer's FIFO waits behind it
                 OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.To, 0, (long)delay.TotalMilliseconds);
                 return true;
             }
@@ -429,8 +458,6 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     {
         if (!_stop.IsCancellationRequested)
             await StopAsync(CancellationToken.None).ConfigureAwait(false);
-        foreach (var phone in _phones.Values)
-            phone.Dispose();
         _stop.Dispose();
         _abort.Dispose();
         _wake.Dispose();

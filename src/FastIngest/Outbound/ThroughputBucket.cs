@@ -60,6 +60,16 @@ public sealed class ThroughputBucket : IDisposable
         return limiter;
     }
 
+    /// <summary>How long until the bucket is refilled at the rate now, at most (a scheduler waiting for a token looks again after this).</summary>
+    public TimeSpan RefillInterval
+    {
+        get
+        {
+            var rate = Rate;
+            return TimeSpan.FromSeconds(Math.Max(1, Math.Floor(rate / 10)) / rate);
+        }
+    }
+
     /// <summary>True when a token is there now.</summary>
     public bool Available
     {

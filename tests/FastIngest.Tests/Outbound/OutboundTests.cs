@@ -482,6 +482,30 @@ public sealed class OutboundTests : IAsyncLifetime
         Assert.DoesNotContain("scheduler", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Sends_held_back_for_one_customer_never_starve_the_tenants_other_customers_and_numbers()
+    {
+        const string Phone3 = "300000000000003";
+        await StartAsync(new()
+        {
+            ["FastIngest:Tenants:0:Outbound:PhoneNumberIds:1"] = Phone3,
+            ["FastIngest:Tenants:0:Outbound:PairBurst"] = "1",
+            ["FastIngest:Tenants:0:Outbound:PairInterval"] = "00:10:00",
+        });
+        // 100 sends to one customer: the first goes, the pair limit holds the other 99 back for 10 minutes.
+        for (var i = 0; i < 100; i++)
+            await SendAsync(Template("16505550500", $"campaign_{i}"));
+        await WaitUntilAsync(() => _graph.Accepted.Count >= 1);
+
+        // Replies to other customers, on the same number and on the tenant's other number, go at once (before: the
+        // scheduler looked at the first 64 queued sends only, all held back, and the replies waited 10 minutes).
+        var (_, sameNumber, _) = await SendAsync(Template("16505550501", "reply_one"));
+        var (_, otherNumber, _) = await SendAsync(Template("16505550502", "reply_two"), phone: Phone3);
+        await WaitForStatusAsync(IdOf(sameNumber), "accepted");
+        await WaitForStatusAsync(IdOf(otherNumber), "accepted");
+        Assert.Single(_graph.Accepted, s => s.To == "16505550500"); // still one: the customer's own order and limit hold
+    }
+
     private static double PhoneRate(string metrics)
     {
         var line = metrics.Split('\n').Single(l => l.StartsWith($"fastingest_outbound_phone_rate{{phone_number_id=\"{Phone}\"}}", StringComparison.Ordinal));
