@@ -27,6 +27,11 @@ public static class Program
           gen-wrk --out DIR [--count N] [--shards S] [--secret S] [--min B] [--max B]
                              pre-signed distinct bodies for load/wrk/rotate.lua (default 300000, 2 shards, 1024-2048 bytes)
           bare [--urls URL]  Kestrel that reads the body and answers 200 (default http://127.0.0.1:18081)
+          sends [--drain N] [--campaign N] [--duration S] [--phone-rate R] [--server-cpus C] [--server-dll PATH]
+                             the send tier against a fake Graph API: scheduler sends/s draining N queued at start
+                             (default 20000); one tenant's reply latency while another has N campaign sends queued
+                             (default 100000) over S s (default 60), and that number's rate held; the server is
+                             pinned to CPU C (default 0): run this tool with taskset -c 1
         """;
 
     public static async Task<int> Main(string[] args)
@@ -52,6 +57,8 @@ public static class Program
                         int.Parse(a.GetValueOrDefault("--max") ?? "2048", CultureInfo.InvariantCulture),
                         int.Parse(a.GetValueOrDefault("--seed") ?? "7", CultureInfo.InvariantCulture));
                     return 0;
+                case "sends":
+                    return await SendTierBench.RunAsync(Named(args[1..])).ConfigureAwait(false);
                 case "bare":
                     await BareServer.RunAsync(Named(args[1..]).GetValueOrDefault("--urls") ?? "http://127.0.0.1:18081").ConfigureAwait(false);
                     return 0;

@@ -9,12 +9,15 @@ internal sealed class ServerProcess : IDisposable
 {
     private readonly Process _process;
 
-    private ServerProcess(Process process, string url, string dataDir)
+    private ServerProcess(Process process, string url, string dataDir, bool ownsDataDir)
     {
         _process = process;
         Url = url;
         DataDir = dataDir;
+        _ownsDataDir = ownsDataDir;
     }
+
+    private readonly bool _ownsDataDir;
 
     public string Url { get; }
 
@@ -39,19 +42,31 @@ internal sealed class ServerProcess : IDisposable
         return 0;
     }
 
-    public static async Task<ServerProcess> StartAsync(string serverDll, int port, IReadOnlyList<string> settings)
+    /// <summary>
+    /// Starts the server on <paramref name="port"/> with <paramref name="settings"/>: on a fresh data directory (removed
+    /// at <see cref="Dispose"/>), or on <paramref name="dataDir"/> (kept); pinned to <paramref name="cpus"/>
+    /// (<c>taskset -c</c>) when given.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string serverDll, int port, IReadOnlyList<string> settings, string? dataDir = null, string? cpus = null)
     {
         if (!File.Exists(serverDll))
             throw new FileNotFoundException($"FastIngest server not built: {serverDll} (dotnet build -c Release src/FastIngest.Server)");
-        var dataDir = Path.Combine(Path.GetTempPath(), "fastingest-load-" + Guid.NewGuid().ToString("N"));
+        var owns = dataDir is null;
+        dataDir ??= Path.Combine(Path.GetTempPath(), "fastingest-load-" + Guid.NewGuid().ToString("N"));
         var url = $"http://127.0.0.1:{port}";
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(cpus is null ? "dotnet" : "taskset")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(serverDll)!,
         };
+        if (cpus is not null)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(cpus);
+            psi.ArgumentList.Add("dotnet");
+        }
         psi.ArgumentList.Add(serverDll);
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add(url);
@@ -74,7 +89,7 @@ internal sealed class ServerProcess : IDisposable
             {
                 using var tcp = new TcpClient();
                 await tcp.ConnectAsync("127.0.0.1", port).ConfigureAwait(false);
-                return new ServerProcess(process, url, dataDir);
+                return new ServerProcess(process, url, dataDir, owns);
             }
             catch (SocketException)
             {
@@ -85,28 +100,36 @@ internal sealed class ServerProcess : IDisposable
         throw new TimeoutException("server did not start listening within 60 s");
     }
 
-    /// <summary>SIGTERM, wait for a clean exit (up to 30 s), then remove the data directory.</summary>
+    /// <summary>SIGTERM and wait for a clean exit (up to 30 s; then SIGKILL).</summary>
+    public void Stop()
+    {
+        if (_process.HasExited)
+            return;
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]))
+            kill?.WaitForExit();
+        if (!_process.WaitForExit(30_000))
+            _process.Kill(entireProcessTree: true);
+    }
+
+    /// <summary>Stops the server, then removes the data directory if this started it on a fresh one.</summary>
     public void Dispose()
     {
         try
         {
-            if (!_process.HasExited)
-            {
-                using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]))
-                    kill?.WaitForExit();
-                if (!_process.WaitForExit(30_000))
-                    _process.Kill(entireProcessTree: true);
-            }
+            Stop();
         }
         finally
         {
             _process.Dispose();
-            try
+            if (_ownsDataDir)
             {
-                Directory.Delete(DataDir, recursive: true);
-            }
-            catch (IOException)
-            {
+                try
+                {
+                    Directory.Delete(DataDir, recursive: true);
+                }
+                catch (IOException)
+                {
+                }
             }
         }
     }
