@@ -109,6 +109,15 @@ public sealed class StorageOptions
 
     /// <summary><c>WindowMemoryBytes</c>: in-memory part of the customer-window store (40 bytes a customer). Default 16 MiB.</summary>
     public long WindowMemoryBytes { get; set; } = 16L << 20;
+
+    /// <summary>
+    /// <c>SendIndexBytes</c>: hash index of the send index (<c>DataDir/outbound-index/</c>: three keys per send remembered
+    /// for <c>Outbound:Retention</c>, by id, idempotency key and wamid; power of two; ~16 bytes a key). Default 8 MiB.
+    /// </summary>
+    public long SendIndexBytes { get; set; } = 8L << 20;
+
+    /// <summary><c>SendMemoryBytes</c>: in-memory part of the send index (about 56 bytes a key); older keys are read from disk. Default 16 MiB.</summary>
+    public long SendMemoryBytes { get; set; } = 16L << 20;
 }
 
 /// <summary><c>FastIngest:Tenants:{i}</c>: one WhatsApp app whose webhooks arrive at <c>/webhooks/{Id}</c>.</summary>

@@ -94,11 +94,15 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:Storage:MaxDiskBytes", "must be 0 (no quota) or more");
         if (options.Storage.MaxDiskBytes > 0 && options.Storage.MaxDiskBytes < Storage.StorageFootprint.FixedDiskBytes(options.Storage))
             throw new ConfigurationException($"{s}:Storage:MaxDiskBytes", string.Create(CultureInfo.InvariantCulture,
-                $"must be at least {Storage.StorageFootprint.FixedDiskBytes(options.Storage)} bytes with these sizes: two checkpoints of the hash indexes (2 x (Storage:DedupeIndexBytes + Storage:StateIndexBytes + Storage:WindowIndexBytes + 1 MiB) = {2 * Storage.StorageFootprint.CheckpointBytes(options.Storage)}) and twice Storage:LogMemoryBytes ({Storage.StorageFootprint.LogReserveBytes(options.Storage)}); raise it or lower those (README, Sizing)"));
+                $"must be at least {Storage.StorageFootprint.FixedDiskBytes(options.Storage)} bytes with these sizes: two checkpoints of the hash indexes (2 x (Storage:DedupeIndexBytes + Storage:StateIndexBytes + Storage:WindowIndexBytes + Storage:SendIndexBytes + 1 MiB) = {2 * Storage.StorageFootprint.CheckpointBytes(options.Storage)}) and twice Storage:LogMemoryBytes ({Storage.StorageFootprint.LogReserveBytes(options.Storage)}); raise it or lower those (README, Sizing)"));
         if (options.Storage.WindowIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.WindowIndexBytes))
             throw new ConfigurationException($"{s}:Storage:WindowIndexBytes", "must be a power of two of at least 4096");
         if (options.Storage.WindowMemoryBytes < 1 << 18)
             throw new ConfigurationException($"{s}:Storage:WindowMemoryBytes", "must be at least 262144");
+        if (options.Storage.SendIndexBytes < 1 << 12 || !IsPowerOfTwo(options.Storage.SendIndexBytes))
+            throw new ConfigurationException($"{s}:Storage:SendIndexBytes", "must be a power of two of at least 4096");
+        if (options.Storage.SendMemoryBytes < 1 << 18)
+            throw new ConfigurationException($"{s}:Storage:SendMemoryBytes", "must be at least 262144");
         ValidateOutbound(options.Outbound, $"{s}:Outbound");
         if (options.Tenants.Count == 0)
             throw new ConfigurationException($"{s}:Tenants", "at least one tenant is required (Id, AppSecret, VerifyToken)");

@@ -31,6 +31,8 @@ public sealed class OutboundBook : IDisposable
     private static readonly Task<bool> s_false = Task.FromResult(false);
 
     private readonly EventLog _log;
+    private readonly SendIndex _index;
+    private readonly LogAgeMap _ageMap;
     private readonly object _gate = new();
     private readonly SortedDictionary<long, OutboundMessage> _byAddress = [];
     private readonly Dictionary<(string Tenant, string Key), OutboundMessage> _byKey = [];
@@ -43,22 +45,35 @@ public sealed class OutboundBook : IDisposable
     private long _backpressured;
     private long _emittedThrough;
     private long _emittedWritten;
+    private long _lifecyclePending;
+
+    /// <summary>How long an answered send stays in memory after its last change (later lookups read it back from the log).</summary>
+    internal static readonly TimeSpan HotFor = TimeSpan.FromMinutes(10);
 
     /// <summary>The log the sends live in (<c>DataDir/outbound/</c>).</summary>
     internal EventLog Log => _log;
 
     /// <summary>
-    /// Opens (and reads back) the book in <paramref name="directory"/>, forgetting sends queued before
-    /// <paramref name="forgetBeforeUnixMs"/>. The lifecycle events of steps after the last emitted mark are put on
-    /// <see cref="Lifecycle"/> again, in log order.
+    /// Opens the book in <paramref name="directory"/> with its <paramref name="index"/>, and reads back the part of the
+    /// log the index's last checkpoint did not cover (all of it when the index has no checkpoint yet): from the
+    /// lowest of what the index covered, the first send then unanswered and the first step whose lifecycle event was
+    /// not yet emitted. Sends found there are held in memory (every unanswered one is among them); older ones are
+    /// found through the index. The lifecycle events of steps after the last emitted mark are put on
+    /// <see cref="Lifecycle"/> again, in log order. Sends queued before <paramref name="forgetBeforeUnixMs"/> are not
+    /// held.
     /// </summary>
     /// <exception cref="IOException">The directory cannot be used.</exception>
-    public OutboundBook(string directory, int maxRecordBytes, long memoryBytes, long forgetBeforeUnixMs, ILogger logger)
+    internal OutboundBook(string directory, SendIndex index, int maxRecordBytes, long memoryBytes, long forgetBeforeUnixMs, TimeSpan retention, ILogger logger)
     {
+        _index = index;
         _log = new EventLog(directory, "outbound", maxRecordBytes, memoryBytes, logger);
-        var emitted = -1L;
-        var again = new List<LifecycleItem>();
-        using (var iter = _log.Scan(_log.BeginAddress, _log.CommittedUntilAddress))
+        _ageMap = new LogAgeMap(Path.Combine(directory, "age-map"), retention);
+        var covered = index.ReadCovered();
+        var emitted = covered?.Emitted ?? -1L;
+        ScanFrom = covered is var (c, u, m) ? Math.Max(_log.BeginAddress, Math.Min(Math.Min(c, u), m + 1)) : _log.BeginAddress;
+        var again = new List<(OutboundMessage? Hot, long SendAddress, OutboundStep Step, long Address)>();
+        var cold = new Dictionary<long, SendIndexEntry>();
+        using (var iter = _log.Scan(ScanFrom, _log.CommittedUntilAddress))
         {
             while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
             {
@@ -72,19 +87,38 @@ public sealed class OutboundBook : IDisposable
                             if (message.CreatedUnixMs >= forgetBeforeUnixMs)
                             {
                                 message.History.Add(new OutboundStep(OutboundStatus.Queued, message.CreatedUnixMs, 0, 0, null));
+                                message.LastChangeUnixMs = message.CreatedUnixMs;
                                 Index(message);
                             }
                             break;
-                        case OutboundRecords.Step:
-                            var (sendAddress, step, wamid) = OutboundRecords.ReadStep(record);
-                            if (_byAddress.TryGetValue(sendAddress, out var owner2) && Apply(owner2, step, wamid))
+                        case OutboundRecords.Step or OutboundRecords.LinkedStep:
+                            var (sendAddress, step, wamid, _) = OutboundRecords.ReadStep(record);
+                            if (_byAddress.TryGetValue(sendAddress, out var hot))
                             {
-                                owner2.Decided = owner2.Status;
-                                // The wamid comes with the "accepted" step, after the send was indexed.
-                                if (wamid is not null)
-                                    _byWamid[(owner2.Tenant, wamid)] = owner2;
-                                if (Emits(step.Status))
-                                    again.Add(new LifecycleItem(owner2.Tenant, address, LifecycleEvent.Body(owner2, step)));
+                                hot.LastStepAddress = address;
+                                if (Apply(hot, step, wamid))
+                                {
+                                    hot.Decided = hot.Status;
+                                    hot.LastChangeUnixMs = step.AtUnixMs;
+                                    // The wamid comes with the "accepted" step, after the send was indexed.
+                                    if (wamid is not null)
+                                        _byWamid[(hot.Tenant, wamid)] = hot;
+                                    if (Emits(step.Status) && address > emitted)
+                                        again.Add((hot, sendAddress, step, address));
+                                }
+                            }
+                            else if (cold.TryGetValue(sendAddress, out var entry) || index.TryGet(sendAddress, out entry))
+                            {
+                                // A send answered before the index's checkpoint: bring its entry up to date.
+                                if (address > entry.LastStepAddress)
+                                    entry.LastStepAddress = address;
+                                if (CanMove((OutboundStatus)entry.Status, step.Status))
+                                {
+                                    entry.Status = (byte)step.Status;
+                                    if (Emits(step.Status) && address > emitted)
+                                        again.Add((null, sendAddress, step, address));
+                                }
+                                cold[sendAddress] = entry;
                             }
                             break;
                         case OutboundRecords.Emitted:
@@ -94,13 +128,30 @@ public sealed class OutboundBook : IDisposable
                 }
             }
         }
+        foreach (var entry in cold.Values)
+            index.Put(entry);
+        foreach (var m2 in _byAddress.Values)
+            index.Put(m2, m2.LastStepAddress, withKey: true, withWamid: true);
         _emittedThrough = _emittedWritten = emitted;
-        foreach (var item in again)
+        // Lifecycle events of steps not yet marked emitted, with the send as it was right after each step.
+        foreach (var (hot, sendAddress, step, address) in again)
         {
-            if (item.StepAddress > emitted)
-                _lifecycle.Writer.TryWrite(item);
+            if (address <= emitted)
+                continue;
+            var asThen = LoadSync(sendAddress, address) ?? hot;
+            if (asThen is null)
+                continue;
+            Interlocked.Increment(ref _lifecyclePending);
+            _lifecycle.Writer.TryWrite(new LifecycleItem(asThen.Tenant, address, LifecycleEvent.Body(asThen, step)));
         }
     }
+
+    /// <summary>Where this open began reading the log (see the constructor).</summary>
+    internal long ScanFrom { get; }
+
+    /// <summary>The send at <paramref name="sendAddress"/> read back from the log up to its step at <paramref name="stepAddress"/> (start-up only: it blocks).</summary>
+    private OutboundMessage? LoadSync(long sendAddress, long stepAddress)
+        => LoadAsync(sendAddress, stepAddress).AsTask().GetAwaiter().GetResult();
 
     /// <summary>Sends remembered.</summary>
     public int Count
@@ -156,6 +207,86 @@ public sealed class OutboundBook : IDisposable
     {
         lock (_gate)
             return _byWamid.GetValueOrDefault((tenant, wamid));
+    }
+
+    /// <summary>
+    /// The send at <paramref name="address"/>, held in memory or read back from the log through the send index (its
+    /// send record and its linked steps, up to the one at <paramref name="untilStepAddress"/>); null when it is not
+    /// remembered (never queued, or past <c>Outbound:Retention</c>). A send read back is not held: see <see cref="Adopt"/>.
+    /// </summary>
+    internal async ValueTask<OutboundMessage?> LoadAsync(long address, long untilStepAddress = long.MaxValue)
+    {
+        if (untilStepAddress == long.MaxValue)
+        {
+            lock (_gate)
+            {
+                if (_byAddress.TryGetValue(address, out var hot))
+                    return hot;
+            }
+        }
+        if (!_index.TryGet(address, out var entry) || await _log.ReadAsync(address).ConfigureAwait(false) is not { } sendRecord
+            || LogRecordFormat.TypeOf(sendRecord) != OutboundRecords.Send)
+            return null;
+        var message = OutboundRecords.ReadSend(sendRecord, address);
+        message.History.Add(new OutboundStep(OutboundStatus.Queued, message.CreatedUnixMs, 0, 0, null));
+        var steps = new List<(OutboundStep Step, string? Wamid, long Address)>();
+        for (var at = entry.LastStepAddress; at >= 0 && at > address && steps.Count < 1000;)
+        {
+            if (await _log.ReadAsync(at).ConfigureAwait(false) is not { } record
+                || LogRecordFormat.TypeOf(record) is not (OutboundRecords.Step or OutboundRecords.LinkedStep))
+                break;
+            var (of, step, wamid, previous) = OutboundRecords.ReadStep(record);
+            if (of != address)
+                break;
+            if (at <= untilStepAddress)
+                steps.Add((step, wamid, at));
+            at = previous;
+        }
+        for (var i = steps.Count - 1; i >= 0; i--)
+        {
+            if (Apply(message, steps[i].Step, steps[i].Wamid))
+                message.LastChangeUnixMs = steps[i].Step.AtUnixMs;
+        }
+        message.Decided = message.Status;
+        message.LastStepAddress = steps.Count > 0 ? steps[0].Address : -1;
+        return message;
+    }
+
+    /// <summary>The send with id <paramref name="id"/>, in memory or read back (see <see cref="LoadAsync"/>), or null.</summary>
+    public async ValueTask<OutboundMessage?> FindAsync(string id)
+    {
+        var address = OutboundMessage.ParseId(id);
+        return address >= 0 ? await LoadAsync(address).ConfigureAwait(false) : null;
+    }
+
+    /// <summary>The send of <paramref name="tenant"/> queued under idempotency key <paramref name="key"/>, in memory or read back, or null.</summary>
+    public async ValueTask<OutboundMessage?> FindKeyAsync(string tenant, string key)
+    {
+        if (FindKey(tenant, key) is { } hot)
+            return hot;
+        var address = _index.FindKey(tenant, key);
+        return address > 0 && await LoadAsync(address).ConfigureAwait(false) is { } m && m.Tenant == tenant && m.IdempotencyKey == key ? m : null;
+    }
+
+    /// <summary>The send of <paramref name="tenant"/> Meta accepted as <paramref name="wamid"/>, in memory or read back, or null.</summary>
+    public async ValueTask<OutboundMessage?> FindByWamidAsync(string tenant, string wamid)
+    {
+        if (FindByWamid(tenant, wamid) is { } hot)
+            return hot;
+        var address = _index.FindWamid(tenant, wamid);
+        return address > 0 && await LoadAsync(address).ConfigureAwait(false) is { } m && m.Tenant == tenant && m.Wamid == wamid ? m : null;
+    }
+
+    /// <summary>Holds a send read back by <see cref="LoadAsync"/> in memory again (a step is about to change it), or returns the one already held.</summary>
+    internal OutboundMessage Adopt(OutboundMessage message)
+    {
+        lock (_gate)
+        {
+            if (_byAddress.TryGetValue(message.Address, out var held))
+                return held;
+            Index(message);
+            return message;
+        }
     }
 
     /// <summary>
@@ -216,9 +347,10 @@ public sealed class OutboundBook : IDisposable
     /// <summary>Completes when every step recorded so far is committed and shown (or failed): before a checkpoint cuts the event log the statuses came from, and at stop.</summary>
     internal Task WhenRecordedAsync() => Task.WhenAll(_recording.Keys);
 
-    /// <summary>The lifecycle events of every step at or below <paramref name="stepAddress"/> are committed in the event log.</summary>
-    internal void MarkEmitted(long stepAddress)
+    /// <summary>The lifecycle events of every step at or below <paramref name="stepAddress"/> are committed in the event log (<paramref name="count"/> items of <see cref="Lifecycle"/> done).</summary>
+    internal void MarkEmitted(long stepAddress, int count)
     {
+        Interlocked.Add(ref _lifecyclePending, -count);
         long seen;
         while ((seen = Interlocked.Read(ref _emittedThrough)) < stepAddress && Interlocked.CompareExchange(ref _emittedThrough, stepAddress, seen) != seen)
         {
@@ -255,12 +387,22 @@ public sealed class OutboundBook : IDisposable
         while (_unapplied.TryPeek(out var next) && next.Address < committed)
         {
             _unapplied.Dequeue();
+            if (next.Step is null)
+            {
+                _index.Put(next.Message, -1, withKey: true, withWamid: false); // a send record, committed
+                continue;
+            }
             if (!Apply(next.Message, next.Step, next.Wamid))
                 continue;
+            next.Message.LastChangeUnixMs = next.Step.AtUnixMs;
             if (next.Wamid is not null)
                 _byWamid[(next.Message.Tenant, next.Wamid)] = next.Message;
+            _index.Put(next.Message, next.Address, withKey: next.Wamid is not null, withWamid: next.Wamid is not null);
             if (Emits(next.Step.Status))
+            {
+                Interlocked.Increment(ref _lifecyclePending);
                 _lifecycle.Writer.TryWrite(new LifecycleItem(next.Message.Tenant, next.Address, LifecycleEvent.Body(next.Message, next.Step)));
+            }
         }
     }
 
@@ -366,30 +508,55 @@ public sealed class OutboundBook : IDisposable
     }
 
     /// <summary>
-    /// Forgets sends queued before <paramref name="forgetBeforeUnixMs"/> and cuts the log below the oldest send still
-    /// remembered (and never above a step whose lifecycle event is not yet emitted). Returns how many were forgotten.
+    /// The book's part of a checkpoint (call after <see cref="WhenRecordedAsync"/>): answered sends idle for
+    /// <see cref="HotFor"/>, and every send queued before <paramref name="forgetBeforeUnixMs"/>, leave memory (the send
+    /// index keeps them); the emitted mark is written and the log committed; the index is checkpointed and what it
+    /// covers recorded; the log's head is cut past <c>Outbound:Retention</c> (never past what the next start reads).
+    /// Returns how many sends left memory.
     /// </summary>
-    public int Forget(long forgetBeforeUnixMs)
+    /// <exception cref="InvalidOperationException">FASTER refused the index checkpoint.</exception>
+    internal async Task<int> CheckpointAsync(long nowUnixMs, long forgetBeforeUnixMs, CancellationToken cancellationToken = default)
     {
-        var forgotten = 0;
-        long keepFrom;
+        var evicted = 0;
+        long covered, lowestUnanswered, lowestHeld;
         lock (_gate)
         {
-            while (_byAddress.Count > 0)
+            var quietSince = nowUnixMs - (long)HotFor.TotalMilliseconds;
+            foreach (var m in _byAddress.Values.ToList())
             {
-                var oldest = _byAddress.First().Value;
-                if (oldest.CreatedUnixMs >= forgetBeforeUnixMs)
-                    break;
-                _byAddress.Remove(oldest.Address);
-                _byKey.Remove((oldest.Tenant, oldest.IdempotencyKey));
-                if (oldest.Wamid is not null)
-                    _byWamid.Remove((oldest.Tenant, oldest.Wamid));
-                forgotten++;
+                var idle = m.HasAnswer && m.Decided == m.Status && m.LastChangeUnixMs <= quietSince;
+                if (!idle && !(m.CreatedUnixMs < forgetBeforeUnixMs && m.HasAnswer))
+                    continue;
+                _byAddress.Remove(m.Address);
+                if (_byKey.TryGetValue((m.Tenant, m.IdempotencyKey), out var k) && ReferenceEquals(k, m))
+                    _byKey.Remove((m.Tenant, m.IdempotencyKey));
+                if (m.Wamid is not null && _byWamid.TryGetValue((m.Tenant, m.Wamid), out var w) && ReferenceEquals(w, m))
+                    _byWamid.Remove((m.Tenant, m.Wamid));
+                evicted++;
             }
-            keepFrom = _byAddress.Count > 0 ? _byAddress.First().Key : _log.CommittedUntilAddress;
+            // Every record below this is applied, so in the index (a record is indexed when it is applied).
+            covered = _unapplied.TryPeek(out var head) ? head.Address : _log.TailAddress;
+            lowestUnanswered = covered;
+            lowestHeld = covered;
+            foreach (var m in _byAddress.Values)
+            {
+                lowestHeld = Math.Min(lowestHeld, m.Address);
+                if (!m.HasAnswer)
+                    lowestUnanswered = Math.Min(lowestUnanswered, m.Address);
+            }
+            if (Interlocked.Read(ref _lifecyclePending) == 0)
+                MarkEmitted(covered - 1, 0); // no event on its way: every step so far is emitted
         }
-        _log.TruncateUntil(keepFrom);
-        return forgotten;
+        Commit();
+        await _index.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        var emitted = Interlocked.Read(ref _emittedWritten);
+        _index.WriteCovered(covered, lowestUnanswered, emitted);
+        _ageMap.Record(nowUnixMs, covered);
+        var keepFrom = Math.Min(Math.Min(Math.Min(covered, lowestUnanswered), emitted + 1), lowestHeld);
+        var expired = _ageMap.ExpiredBelow(nowUnixMs);
+        if (expired > 0)
+            _log.TruncateUntil(Math.Min(expired, keepFrom));
+        return evicted;
     }
 
     /// <summary>
@@ -399,12 +566,12 @@ public sealed class OutboundBook : IDisposable
     public void Commit()
     {
         var through = Interlocked.Read(ref _emittedThrough);
-        if (through > _emittedWritten)
+        if (through > Interlocked.Read(ref _emittedWritten))
         {
             lock (_gate)
             {
                 if (_backlog.Count == 0 && _log.Failure is null && _log.TryAppend(new OutboundRecords.EmittedEntry(through), out _))
-                    _emittedWritten = through;
+                    Interlocked.Exchange(ref _emittedWritten, through);
             }
         }
         if (_log.Failure is null)
@@ -418,11 +585,11 @@ public sealed class OutboundBook : IDisposable
         _log.Dispose();
     }
 
-    /// <summary>A step appended (address known) and not yet shown.</summary>
-    private sealed class Unapplied(OutboundMessage message, OutboundStep step, string? wamid)
+    /// <summary>A record appended (address known) and not yet shown: a step, or (no step) a send record, indexed once committed.</summary>
+    private sealed class Unapplied(OutboundMessage message, OutboundStep? step, string? wamid)
     {
         public OutboundMessage Message { get; } = message;
-        public OutboundStep Step { get; } = step;
+        public OutboundStep? Step { get; } = step;
         public string? Wamid { get; } = wamid;
         public long Address { get; set; } = -1;
     }
@@ -441,14 +608,18 @@ public sealed class OutboundBook : IDisposable
 
     private sealed class PendingStep(OutboundBook book, OutboundRecords.StepEntry entry, Unapplied step) : PendingAppend
     {
+        private OutboundRecords.StepEntry _entry = entry;
+
         public TaskCompletionSource<bool> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public long Address => step.Address;
 
         public override bool TryAppend()
         {
-            if (!book._log.TryAppend(entry, out var address))
+            _entry.Previous = step.Message.LastStepAddress;
+            if (!book._log.TryAppend(_entry, out var address))
                 return false;
+            step.Message.LastStepAddress = address;
             step.Address = address;
             book._unapplied.Enqueue(step);
             Completion.TrySetResult(true);
@@ -494,7 +665,9 @@ public sealed class OutboundBook : IDisposable
             var message = new OutboundMessage(address, _tenant, _phone, _key, _to, _type, _authorization, _version, _body, _created);
             message.History.Add(new OutboundStep(OutboundStatus.Queued, _created, 0, 0, null));
             message.Durable = _book.CommitTask(address);
+            message.LastChangeUnixMs = _created;
             _book.Index(message);
+            _book._unapplied.Enqueue(new Unapplied(message, null, null) { Address = address });
             Result = (message, true, message.Durable);
             Completion.TrySetResult(Result);
             return true;

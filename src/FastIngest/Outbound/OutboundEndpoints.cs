@@ -275,10 +275,10 @@ public static class OutboundEndpoints
         }
     }
 
-    private static Task ShowAsync(HttpContext context, OutboundService outbound, string? admin)
+    private static async Task ShowAsync(HttpContext context, OutboundService outbound, string? admin)
     {
         var id = (string)context.Request.RouteValues["id"]!;
-        var message = outbound.Book.Find(id);
+        var message = await outbound.Book.FindAsync(id).ConfigureAwait(false);
         var authorization = context.Request.Headers.Authorization.ToString();
         var lane = message is null ? null : outbound.LaneOfTenant(message.Tenant);
         var allowed = (admin is not null && SameSecret(authorization, admin))
@@ -286,9 +286,10 @@ public static class OutboundEndpoints
         if (message is null || !allowed)
         {
             // The same answer for "no such send" and "not yours": ids are not to be probed.
-            return AdminEndpoints.Json(context, 404, w => w.WriteString("error", $"no send {id} known to this token"));
+            await AdminEndpoints.Json(context, 404, w => w.WriteString("error", $"no send {id} known to this token")).ConfigureAwait(false);
+            return;
         }
-        return AdminEndpoints.Json(context, 200, w =>
+        await AdminEndpoints.Json(context, 200, w =>
         {
             w.WriteString("id", message.Id);
             w.WriteString("tenant", message.Tenant);
@@ -322,6 +323,6 @@ public static class OutboundEndpoints
                 w.WriteEndObject();
             }
             w.WriteEndArray();
-        });
+        }).ConfigureAwait(false);
     }
 }

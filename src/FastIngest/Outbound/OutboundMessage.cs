@@ -91,6 +91,12 @@ public sealed class OutboundMessage
     /// </summary>
     internal OutboundStatus Decided { get; set; } = OutboundStatus.Queued;
 
+    /// <summary>The address of its last step record appended (committed or not), or -1: the next step links back to it.</summary>
+    internal long LastStepAddress { get; set; } = -1;
+
+    /// <summary>When its status last changed (Unix ms): an answered send idle for a while leaves memory (the send index keeps it).</summary>
+    internal long LastChangeUnixMs { get; set; }
+
     /// <summary>Attempts that do not count against <c>Outbound:MaxAttempts</c> (those Meta refused for the tenant's expired token).</summary>
     internal int FreeAttempts { get; set; }
 

@@ -16,6 +16,8 @@ namespace FastIngest.Outbound;
 /// the header itself, and are still read).</item>
 /// <item>Step (type 7): <c>[send address i64][status u8][unix ms i64][Meta timestamp i64][error code i32]</c>, wamid,
 /// detail.</item>
+/// <item>Linked step (type 9, written since the send index): a step record followed by <c>[previous step address
+/// i64]</c> (-1 for the send's first step), so that a send's history is read back from its last step alone.</item>
 /// <item>Emitted (type 8): <c>[step address i64]</c>: the lifecycle events of every step at or below that address are
 /// committed in the event log (those after it are emitted again at start, and deduplicated there by event id).</item>
 /// </list>
@@ -25,6 +27,7 @@ internal static class OutboundRecords
     public const LogRecordType Send = (LogRecordType)6;
     public const LogRecordType Step = (LogRecordType)7;
     public const LogRecordType Emitted = (LogRecordType)8;
+    public const LogRecordType LinkedStep = (LogRecordType)9;
 
     /// <summary>The authorization field of a send whose bot token was passed through and is held in memory only.</summary>
     public const string TokenHeldInMemory = "(held in memory only)";
@@ -67,13 +70,16 @@ internal static class OutboundRecords
         }
     }
 
-    public readonly struct StepEntry(long sendAddress, OutboundStatus status, long atUnixMs, long metaUnixSeconds, int code, byte[] wamid, byte[] detail) : ILogEnqueueEntry
+    public struct StepEntry(long sendAddress, OutboundStatus status, long atUnixMs, long metaUnixSeconds, int code, byte[] wamid, byte[] detail) : ILogEnqueueEntry
     {
-        public int SerializedLength => LogRecordFormat.HeaderSize + 8 + 1 + 8 + 8 + 4 + 2 + wamid.Length + 2 + detail.Length;
+        /// <summary>The address of the send's step before this one, or -1 (set when the append's place is decided).</summary>
+        public long Previous { get; set; } = -1;
 
-        public void SerializeTo(Span<byte> dest)
+        public readonly int SerializedLength => LogRecordFormat.HeaderSize + 8 + 1 + 8 + 8 + 4 + 2 + wamid.Length + 2 + detail.Length + 8;
+
+        public readonly void SerializeTo(Span<byte> dest)
         {
-            var at = LogRecordFormat.WriteHeader(dest, Step);
+            var at = LogRecordFormat.WriteHeader(dest, LinkedStep);
             BinaryPrimitives.WriteInt64LittleEndian(dest[at..], sendAddress);
             dest[at + 8] = (byte)status;
             BinaryPrimitives.WriteInt64LittleEndian(dest[(at + 9)..], atUnixMs);
@@ -81,7 +87,8 @@ internal static class OutboundRecords
             BinaryPrimitives.WriteInt32LittleEndian(dest[(at + 25)..], code);
             at += 29;
             at = LogRecordFormat.WriteString(dest, at, wamid);
-            LogRecordFormat.WriteString(dest, at, detail);
+            at = LogRecordFormat.WriteString(dest, at, detail);
+            BinaryPrimitives.WriteInt64LittleEndian(dest[at..], Previous);
         }
     }
 
@@ -115,7 +122,8 @@ internal static class OutboundRecords
         return new OutboundMessage(address, tenant, phone, key, to, type, lost ? null : auth, version, record.Slice(at + 4, length).ToArray(), created) { TokenLost = lost };
     }
 
-    public static (long SendAddress, OutboundStep Step, string? Wamid) ReadStep(ReadOnlySpan<byte> record)
+    /// <summary>A step record (type 7 or 9): its send, the step, its wamid, and the send's previous step (-1: none, or not known for type 7).</summary>
+    public static (long SendAddress, OutboundStep Step, string? Wamid, long Previous) ReadStep(ReadOnlySpan<byte> record)
     {
         var at = LogRecordFormat.HeaderSize;
         var address = BinaryPrimitives.ReadInt64LittleEndian(record[at..]);
@@ -126,6 +134,7 @@ internal static class OutboundRecords
         at += 29;
         var wamid = ReadOptional(record, ref at);
         var detail = ReadOptional(record, ref at);
-        return (address, new OutboundStep(status, atMs, meta, code, detail), wamid);
+        var previous = LogRecordFormat.TypeOf(record) == LinkedStep ? BinaryPrimitives.ReadInt64LittleEndian(record[at..]) : -1;
+        return (address, new OutboundStep(status, atMs, meta, code, detail), wamid, previous);
     }
 }

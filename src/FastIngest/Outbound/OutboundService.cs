@@ -39,6 +39,10 @@ public sealed class OutboundService : IAsyncDisposable
     private readonly OutboundOptions _options;
     private readonly EventLog _events;
     private readonly IngestPipeline _ingest;
+    private readonly SendIndex _index;
+    private readonly object _coldGate = new();
+    private Task _coldTail = Task.CompletedTask;
+    private int _coldPending;
     private readonly DeliveryStateStore _states;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -68,8 +72,12 @@ public sealed class OutboundService : IAsyncDisposable
         _time = time;
         _logger = loggerFactory.CreateLogger("FastIngest.Outbound");
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        Book = new OutboundBook(Path.Combine(dataDir, "outbound"), _options.MaxBodyBytes + 4096, Math.Max(options.Storage.LogMemoryBytes / 4, 1L << 20),
-            now - (long)_options.Retention.TotalMilliseconds, loggerFactory.CreateLogger("FastIngest.Outbound.Log"));
+        var indexDir = Path.Combine(dataDir, "outbound-index");
+        SendIndex OpenIndex() => new(indexDir, options.Storage.SendIndexBytes, options.Storage.SendMemoryBytes, _options.Retention, time, loggerFactory.CreateLogger("FastIngest.Outbound.Index"));
+        _index = damage is null ? OpenIndex() : StoreRecovery.OpenOrReset(indexDir, "outbound-index", OpenIndex, damage, time, _logger,
+            "rebuilt from the whole outbound log at this start; nothing is lost");
+        Book = new OutboundBook(Path.Combine(dataDir, "outbound"), _index, _options.MaxBodyBytes + 4096, Math.Max(options.Storage.LogMemoryBytes / 4, 1L << 20),
+            now - (long)_options.Retention.TotalMilliseconds, _options.Retention, loggerFactory.CreateLogger("FastIngest.Outbound.Log"));
         Windows = damage is null
             ? new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window"))
             : StoreRecovery.OpenOrReset(Path.Combine(dataDir, "window"), "window", () => new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window")), damage, time, _logger,
@@ -189,6 +197,9 @@ public sealed class OutboundService : IAsyncDisposable
     /// <exception cref="InvalidOperationException">The outbound log stayed full for 5 s.</exception>
     internal async ValueTask<SubmitResult> SubmitAsync(OutboundLane lane, string version, string phoneNumberId, SendRequest request, byte[] body, string key, string? authorization, bool windowKnownOpen = false)
     {
+        // A repeat of a key whose send has left memory: the first send's result, never a second send.
+        if (Book.FindKey(lane.Tenant.Id, key) is null && await Book.FindKeyAsync(lane.Tenant.Id, key).ConfigureAwait(false) is { } earlier)
+            return new SubmitResult(earlier, false, Task.CompletedTask, null);
         if (!request.IsTemplate && !windowKnownOpen && Book.FindKey(lane.Tenant.Id, key) is null)
         {
             var last = Windows.LastInbound(lane.Tenant.Id, phoneNumberId, request.To);
@@ -265,10 +276,47 @@ public sealed class OutboundService : IAsyncDisposable
     {
         if (!_byTenant.TryGetValue(tenant.Id, out var lane) || status == MessageStatus.None)
             return;
-        if (Book.FindByWamid(tenant.Id, Encoding.UTF8.GetString(wamid)) is not { } message)
-            return;
-        // Decided and placed in the outbound log now, in the dispatcher's order; it shows once committed.
-        _ = MoveAsync(lane, message, new OutboundStep(Map(status), Now, metaUnixSeconds, status == MessageStatus.Failed ? errorCode : 0, status == MessageStatus.Failed ? errorTitle : null), null);
+        var id = Encoding.UTF8.GetString(wamid);
+        var step = new OutboundStep(Map(status), Now, metaUnixSeconds, status == MessageStatus.Failed ? errorCode : 0, status == MessageStatus.Failed ? errorTitle : null);
+        lock (_coldGate)
+        {
+            // Decided and placed in the outbound log now, in the dispatcher's order; it shows once committed.
+            if (_coldPending == 0 && Book.FindByWamid(tenant.Id, id) is { } message)
+            {
+                _ = MoveAsync(lane, message, step, null);
+                return;
+            }
+            // Not in memory (answered long ago, or not FastIngest's): read back in the dispatcher's order, behind
+            // every status still being read back, so no later status overtakes it.
+            _coldPending++;
+            _coldTail = ColdStatusAsync(_coldTail, lane, id, step);
+        }
+    }
+
+    private async Task ColdStatusAsync(Task before, OutboundLane lane, string wamid, OutboundStep step)
+    {
+        try
+        {
+            await before.ConfigureAwait(false);
+            if (await Book.FindByWamidAsync(lane.Tenant.Id, wamid).ConfigureAwait(false) is { } message)
+                _ = MoveAsync(lane, Book.Adopt(message), step, null);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            OutboundLog.SendCrashed(_logger, ex, lane.Tenant.Id, wamid);
+        }
+        finally
+        {
+            lock (_coldGate)
+                _coldPending--;
+        }
+    }
+
+    /// <summary>Completes when every status being read back so far has been decided.</summary>
+    private Task WhenColdDecidedAsync()
+    {
+        lock (_coldGate)
+            return _coldTail;
     }
 
     private static OutboundStatus Map(MessageStatus status) => status switch
@@ -338,7 +386,7 @@ public sealed class OutboundService : IAsyncDisposable
                 all = false;
             }
             if (all)
-                Book.MarkEmitted(batch[^1].StepAddress);
+                Book.MarkEmitted(batch[^1].StepAddress, batch.Count);
             else
                 LogHeldBack();
         }
@@ -415,9 +463,9 @@ public sealed class OutboundService : IAsyncDisposable
     public async Task CheckpointAsync(CancellationToken cancellationToken = default)
     {
         await Windows.CheckpointAsync(cancellationToken).ConfigureAwait(false);
+        await WhenColdDecidedAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         await Book.WhenRecordedAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-        Book.Forget(Now - (long)_options.Retention.TotalMilliseconds);
-        Book.Commit();
+        await Book.CheckpointAsync(Now, Now - (long)_options.Retention.TotalMilliseconds, cancellationToken).ConfigureAwait(false);
     }
 
     private int _sendingStopped;
@@ -442,6 +490,7 @@ public sealed class OutboundService : IAsyncDisposable
             return;
         try
         {
+            await WhenColdDecidedAsync().WaitAsync(deadline).ConfigureAwait(false);
             await Book.WhenRecordedAsync().WaitAsync(deadline).ConfigureAwait(false);
             Book.CompleteLifecycle();
             await _pump.WaitAsync(deadline).ConfigureAwait(false);
@@ -455,11 +504,14 @@ public sealed class OutboundService : IAsyncDisposable
     /// <summary>Stops (if not stopped) and closes the stores.</summary>
     public async ValueTask DisposeAsync()
     {
-        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        // Bounded even when a commit never comes (a disk given up at shutdown): what is cut is redone at the next start.
+        using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            await StopAsync(bound.Token).ConfigureAwait(false);
         await _scheduler.DisposeAsync().ConfigureAwait(false);
         foreach (var lane in Lanes)
             lane.Dispose();
         Book.Dispose();
+        _index.Dispose();
         Windows.Dispose();
     }
 }

@@ -349,6 +349,26 @@ public sealed class EventLog : IDisposable
     }
 
     /// <summary>
+    /// Reads the committed record at <paramref name="address"/> (from memory or from disk, where FASTER checks its
+    /// checksum) for a random lookup (the send tier's cold sends); null when the address is outside the log (cut by a
+    /// truncation) or does not read back as a record.
+    /// </summary>
+    public async ValueTask<byte[]?> ReadAsync(long address)
+    {
+        if (address < _log.BeginAddress || address >= CommittedUntilAddress)
+            return null;
+        try
+        {
+            var (bytes, length) = await _log.ReadAsync(address).ConfigureAwait(false);
+            return bytes is null || length <= 0 ? null : bytes.Length == length ? bytes : bytes[..length];
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// Completes when the record at <paramref name="address"/> is committed. Throws the commit's failure. The
     /// continuation runs on the commit thread: keep it short and never block or dispose the log there (cold paths use
     /// <see cref="AppendDurableAsync"/>, which moves off it).
@@ -423,9 +443,10 @@ public sealed class EventLog : IDisposable
                     _commitsReleased.Wait();
                     if (_stopping)
                         break;
-                    inFlight = IssueCommit(out started);
+                    inFlight = IssueCommit(out started, out var tail);
                     if (inFlight == NoCommit)
                     {
+                        CatchUp(tail);
                         _waiters.Complete(); // nothing new to flush: a waiter may still be covered by the last one
                         continue;
                     }
@@ -440,7 +461,14 @@ public sealed class EventLog : IDisposable
                 Interlocked.Add(ref _commitTicks, ticks);
                 CommitLatency?.Record((double)ticks / System.Diagnostics.Stopwatch.Frequency);
 
-                inFlight = Volatile.Read(ref _pending) != 0 && _commitsReleased.IsSet ? IssueCommit(out started) : NoCommit;
+                if (Volatile.Read(ref _pending) != 0 && _commitsReleased.IsSet)
+                {
+                    inFlight = IssueCommit(out started, out var tail);
+                    if (inFlight == NoCommit)
+                        CatchUp(tail);
+                }
+                else
+                    inFlight = NoCommit;
                 _waiters.Complete();
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -459,12 +487,16 @@ public sealed class EventLog : IDisposable
 
     private const long NoCommit = -1;
 
-    /// <summary>Starts a commit of everything appended so far; returns the address it makes durable, or <see cref="NoCommit"/>.</summary>
-    private long IssueCommit(out long started)
+    /// <summary>
+    /// Starts a commit of everything appended so far; returns the address it makes durable, or <see cref="NoCommit"/>
+    /// when FASTER dropped it (see <see cref="CatchUp"/>). <paramref name="tail"/> is the log's tail just before.
+    /// </summary>
+    private long IssueCommit(out long started, out long tail)
     {
         _commitRequested.Reset();
         Volatile.Write(ref _pending, 0);
         started = System.Diagnostics.Stopwatch.GetTimestamp();
+        tail = _log.TailAddress;
         // FastCommitMode writes the commit record into the log itself, and recovery scans forward for the newest
         // one: once the device has flushed past this commit's record, everything before it survives a crash. So
         // waiters are released from here, as soon as the flush is durable, without waiting for FASTER's own
@@ -473,6 +505,27 @@ public sealed class EventLog : IDisposable
             return NoCommit;
         Interlocked.Exchange(ref _commitIssuedAt, started);
         return commitTail;
+    }
+
+    /// <summary>
+    /// FASTER drops a commit request that a commit already issued covers (its default commit strategy: each record is
+    /// covered by at most one request), and <see cref="CommitAndWait"/> issues commits of its own. So a dropped request
+    /// means: nothing new since the last commit, or another commit in flight covers <paramref name="tail"/>. Waits for
+    /// that one to complete and counts what it made durable; without this a waiter whose record only the other commit
+    /// covered was released only by the next append (a send's step waited forever on a quiet log).
+    /// </summary>
+    private void CatchUp(long tail)
+    {
+        while (_log.CommittedUntilAddress < tail && !_stopping)
+        {
+            if (_device.Failure is { } failure)
+                throw new IOException("event log write failed", failure);
+            _deviceProgress.Wait(1);
+            _deviceProgress.Reset();
+        }
+        var committed = _log.CommittedUntilAddress;
+        if (committed > Volatile.Read(ref _durableUntil))
+            Volatile.Write(ref _durableUntil, committed);
     }
 
     private void WaitForFlush(long until)

@@ -10,11 +10,11 @@ namespace FastIngest.Storage;
 /// </summary>
 public static class StorageFootprint
 {
-    /// <summary>Bytes of index files one checkpoint writes: <c>DedupeIndexBytes + StateIndexBytes + WindowIndexBytes</c> (plus 1 MiB of metadata and FASTER's overflow buckets).</summary>
+    /// <summary>Bytes of index files one checkpoint writes: <c>DedupeIndexBytes + StateIndexBytes + WindowIndexBytes + SendIndexBytes</c> (plus 1 MiB of metadata and FASTER's overflow buckets).</summary>
     public static long CheckpointBytes(StorageOptions storage)
     {
         ArgumentNullException.ThrowIfNull(storage);
-        return storage.DedupeIndexBytes + storage.StateIndexBytes + storage.WindowIndexBytes + (1L << 20);
+        return storage.DedupeIndexBytes + storage.StateIndexBytes + storage.WindowIndexBytes + storage.SendIndexBytes + (1L << 20);
     }
 
     /// <summary>
@@ -34,14 +34,14 @@ public static class StorageFootprint
     public static long FixedDiskBytes(StorageOptions storage) => 2 * CheckpointBytes(storage) + LogReserveBytes(storage);
 
     /// <summary>
-    /// Memory allocated at start, in bytes: the three hash indexes, the three stores' in-memory logs (preallocated), and
+    /// Memory allocated at start, in bytes: the four hash indexes, the four stores' in-memory logs (preallocated), and
     /// the logs' in-memory tails (events <c>LogMemoryBytes</c>; quarantine, dead letters and sends a quarter each).
     /// </summary>
     public static long MemoryBytes(StorageOptions storage)
     {
         ArgumentNullException.ThrowIfNull(storage);
-        return storage.DedupeIndexBytes + storage.StateIndexBytes + storage.WindowIndexBytes
-            + storage.DedupeMemoryBytes + storage.StateMemoryBytes + storage.WindowMemoryBytes
+        return storage.DedupeIndexBytes + storage.StateIndexBytes + storage.WindowIndexBytes + storage.SendIndexBytes
+            + storage.DedupeMemoryBytes + storage.StateMemoryBytes + storage.WindowMemoryBytes + storage.SendMemoryBytes
             + storage.LogMemoryBytes + 3 * Math.Max(storage.LogMemoryBytes / 4, 1L << 20);
     }
 }

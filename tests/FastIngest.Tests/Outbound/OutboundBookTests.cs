@@ -15,9 +15,20 @@ public sealed class OutboundBookTests : IDisposable
     private readonly TempDir _dir = new();
     private static readonly byte[] s_body = Encoding.UTF8.GetBytes("""{"messaging_product":"whatsapp","to":"16505550001","type":"text","text":{"body":"hi"}}""");
 
-    public void Dispose() => _dir.Dispose();
+    private SendIndex? _index;
 
-    private OutboundBook Open() => new(_dir.Path, 70_000, 1 << 20, 0, NullLogger.Instance);
+    public void Dispose()
+    {
+        _index?.Dispose();
+        _dir.Dispose();
+    }
+
+    private OutboundBook Open()
+    {
+        _index?.Dispose();
+        _index = new SendIndex(Path.Combine(_dir.Path, "index"), 1 << 16, 1 << 20, TimeSpan.FromDays(7), TimeProvider.System, NullLogger.Instance);
+        return new(Path.Combine(_dir.Path, "outbound"), _index, 70_000, 1 << 20, 0, TimeSpan.FromDays(7), NullLogger.Instance);
+    }
 
     private static async Task<OutboundMessage> AddAsync(OutboundBook book, string key, byte[]? body = null)
     {

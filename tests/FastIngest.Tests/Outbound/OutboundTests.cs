@@ -506,6 +506,51 @@ public sealed class OutboundTests : IAsyncLifetime
         Assert.Single(_graph.Accepted, s => s.To == "16505550500"); // still one: the customer's own order and limit hold
     }
 
+    [Fact]
+    public async Task Answered_sends_leave_memory_and_lookups_repeats_and_statuses_still_find_them_after_a_restart()
+    {
+        await StartAsync();
+        var sends = new List<(string Id, string To)>();
+        for (var i = 0; i < 30; i++)
+        {
+            var to = $"1650556{i:D4}";
+            var (_, answer, _) = await SendAsync(Template(to), key: $"order-{i}");
+            sends.Add((IdOf(answer), to));
+        }
+        await _graph.WaitForAcceptedAsync(30);
+        foreach (var (id, _) in sends)
+            await WaitForStatusAsync(id, "accepted");
+        await WaitUntilAsync(() => sends.All(s => Lifecycle(s.Id).Count == 1));
+        await Server.Engine.CheckpointAndTruncateAsync(); // the send index covers them
+
+        await RestartAsync();
+        // Not held in memory any more (before: every send, for Outbound:Retention, read back by a full scan at start).
+        Assert.Equal(0, Server.Engine.Outbound.Book.Count);
+
+        // A lookup reads the send back from the log, history and all.
+        var shown = await ShowAsync(sends[0].Id);
+        Assert.Equal("accepted", shown.GetProperty("status").GetString());
+        Assert.Equal(["queued", "submitted", "accepted"], shown.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("status").GetString()!).ToArray());
+        var wamid0 = shown.GetProperty("wamid").GetString()!;
+        Assert.Equal(_graph.Accepted.Single(s => s.To == sends[0].To).Wamid, wamid0);
+
+        // A repeat of its key returns the first send, and nothing goes to Meta again.
+        var (_, again, replayed) = await SendAsync(Template(sends[0].To), key: "order-0");
+        Assert.Equal(sends[0].Id, IdOf(again));
+        Assert.True(replayed.Headers.Contains("Idempotent-Replayed"));
+
+        // Meta's statuses of another one still move it, and its lifecycle events reach the bot once each.
+        var wamid1 = _graph.Accepted.Single(s => s.To == sends[1].To).Wamid!;
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        await FakeGraphApi.PostStatusesAsync(Server.Client, "t1", Secret, wamid1, sends[1].To, ("sent", t0 + 1), ("delivered", t0 + 2), ("read", t0 + 3));
+        var read = await WaitForStatusAsync(sends[1].Id, "read");
+        Assert.Equal(["queued", "submitted", "accepted", "sent", "delivered", "read"], read.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("status").GetString()!).ToArray());
+        var (_, sentinel, _) = await SendAsync(Template(sends[1].To, "sentinel"));
+        await WaitUntilAsync(() => Lifecycle(IdOf(sentinel)).Count >= 1);
+        Assert.Equal(["accepted", "sent", "delivered", "read"], Lifecycle(sends[1].Id).Select(v => v.GetProperty("status").GetString()!).ToArray());
+        Assert.Equal(31, _graph.Sends.Count); // 30, and the sentinel
+    }
+
     private static double PhoneRate(string metrics)
     {
         var line = metrics.Split('\n').Single(l => l.StartsWith($"fastingest_outbound_phone_rate{{phone_number_id=\"{Phone}\"}}", StringComparison.Ordinal));

@@ -53,6 +53,11 @@ public sealed class FasterApiTests
             Assert.True(log.CommittedUntilAddress > third);
             var seen = ReadAll(log, log.BeginAddress);
             Assert.Equal([second, third], seen.Select(s => s.Address));
+            // A random read (FasterLog.ReadAsync, the send tier's cold sends): from disk after the reopen, the same bytes
+            // as the scan's; below the begin (truncated) or past the committed tail, nothing.
+            Assert.Equal(seen[1].Bytes, await log.ReadAsync(third));
+            Assert.Null(await log.ReadAsync(first));
+            Assert.Null(await log.ReadAsync(log.CommittedUntilAddress + 64));
 
             // A live iterator wakes up for a record committed after it started waiting.
             using var iter = log.Scan(log.CommittedUntilAddress);
@@ -63,6 +68,29 @@ public sealed class FasterApiTests
             Assert.Equal(fourth, address);
             Assert.Equal(LogRecordType.Batch, LogRecordFormat.TypeOf(entry));
         }
+    }
+
+    [Fact]
+    public async Task A_commit_waiter_is_released_when_CommitAndWait_made_its_record_durable_first()
+    {
+        // CommitAndWait (checkpoints, shutdown) commits through FASTER directly. FASTER then drops the commit thread's
+        // own request for the same records as redundant; before, the commit thread took that for "nothing to do" and
+        // went to sleep, and a waiter for those records was released only by some later append: on a quiet log (the
+        // send tier's), never. Seen as a send's step waiting forever and a GET hanging 100 s in the send tier's tests.
+        using var dir = new TempDir();
+        using var log = new EventLog(dir.Path, "events", 1 << 16, 1 << 24, NullLogger.Instance);
+        log.HoldCommits(); // the commit thread wakes for the append below and waits here
+        Assert.True(log.TryAppend(Batch("{\"x\":1}"u8.ToArray()), out var address));
+        log.CommitAndWait(); // FASTER's own commit makes it durable
+        var waiting = log.WaitForCommitAsync(address).AsTask();
+        log.ReleaseCommits(); // the commit thread's request is now redundant
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!waiting.IsCompleted)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the waiter of a record CommitAndWait made durable was never released");
+            await Task.Delay(10);
+        }
+        await waiting;
     }
 
     [Fact]
