@@ -15,6 +15,12 @@ public static class Program
             AllocationProbe.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200_000);
             return;
         }
+        if (args.Length > 2 && args[0] == "sendbook")
+        {
+            Outbound.SendBookFill.RunAsync(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture), args[2],
+                args.Length > 3 ? long.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 512L << 20).GetAwaiter().GetResult();
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

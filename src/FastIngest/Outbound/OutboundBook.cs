@@ -133,12 +133,17 @@ public sealed class OutboundBook : IDisposable
         foreach (var m2 in _byAddress.Values)
             index.Put(m2, m2.LastStepAddress, withKey: true, withWamid: true);
         _emittedThrough = _emittedWritten = emitted;
-        // Lifecycle events of steps not yet marked emitted, with the send as it was right after each step.
+        // Lifecycle events of steps not yet marked emitted. Every emitting step comes with or after Meta's answer, when
+        // the send's wamid and attempts no longer change: the send as it is now is the send as it was right after the
+        // step, so the event is the same bytes (and event id) as the first time.
+        var readBack = new Dictionary<long, OutboundMessage?>();
         foreach (var (hot, sendAddress, step, address) in again)
         {
             if (address <= emitted)
                 continue;
-            var asThen = LoadSync(sendAddress, address) ?? hot;
+            var asThen = hot;
+            if (asThen is null && !readBack.TryGetValue(sendAddress, out asThen))
+                readBack[sendAddress] = asThen = LoadSync(sendAddress);
             if (asThen is null)
                 continue;
             Interlocked.Increment(ref _lifecyclePending);
@@ -149,9 +154,9 @@ public sealed class OutboundBook : IDisposable
     /// <summary>Where this open began reading the log (see the constructor).</summary>
     internal long ScanFrom { get; }
 
-    /// <summary>The send at <paramref name="sendAddress"/> read back from the log up to its step at <paramref name="stepAddress"/> (start-up only: it blocks).</summary>
-    private OutboundMessage? LoadSync(long sendAddress, long stepAddress)
-        => LoadAsync(sendAddress, stepAddress).AsTask().GetAwaiter().GetResult();
+    /// <summary>The send at <paramref name="sendAddress"/> read back from the log (start-up only: it blocks).</summary>
+    private OutboundMessage? LoadSync(long sendAddress)
+        => LoadAsync(sendAddress).AsTask().GetAwaiter().GetResult();
 
     /// <summary>Sends remembered.</summary>
     public int Count

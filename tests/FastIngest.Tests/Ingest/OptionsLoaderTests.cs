@@ -64,6 +64,8 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:Tenants:0:Outbound:PairBurst", "0", "FastIngest:Tenants:0:Outbound:PairBurst")]
     [InlineData("FastIngest:Tenants:0:Outbound:HoldingMessage", "Back soon", "FastIngest:Tenants:0:Outbound:HoldingMessage")]
     [InlineData("FastIngest:Storage:WindowIndexBytes", "5000", "FastIngest:Storage:WindowIndexBytes")]
+    [InlineData("FastIngest:Storage:SendIndexBytes", "5000", "FastIngest:Storage:SendIndexBytes")]
+    [InlineData("FastIngest:Storage:SendMemoryBytes", "1000", "FastIngest:Storage:SendMemoryBytes")]
     // A quota below what two checkpoints and the log's reserve take could never be met (503 for good).
     [InlineData("FastIngest:Storage:MaxDiskBytes", "10000000", "FastIngest:Storage:MaxDiskBytes")]
     // Values that do not convert: the binder's error names no key unless it is looked for in the inner exception.
