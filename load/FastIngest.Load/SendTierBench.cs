@@ -54,13 +54,7 @@ internal static class SendTierBench
                 "--FastIngest:Outbound:InitialBackoff=00:10:00",
                 "--FastIngest:Outbound:MaxBackoff=00:10:00",
                 "--FastIngest:Outbound:MaxAge=01:00:00",
-                "--FastIngest:Tenants:0:Id=t1",
-                "--FastIngest:Tenants:0:AppSecret=bench-secret-1",
-                "--FastIngest:Tenants:0:VerifyToken=v",
-                $"--FastIngest:Tenants:0:Outbound:PhoneNumberIds:0={Phone1}",
-                $"--FastIngest:Tenants:0:Outbound:AccessToken={Token}",
-                "--FastIngest:Tenants:0:Outbound:BotToken=bench-bot-token-0001",
-                "--FastIngest:Tenants:0:Outbound:PhoneNumberRate=100000",
+                .. SendingTenant(0, Phone1, 100_000),
                 "--FastIngest:Tenants:0:Outbound:PairBurst=10000",
             ];
             using (var parked = await ServerProcess.StartAsync(dll, port, Drain("http://127.0.0.1:9"), dataDir, cpus))
@@ -94,19 +88,8 @@ internal static class SendTierBench
         string[] Fair =
         [
             $"--FastIngest:Outbound:GraphUrl={graph.Url}",
-            "--FastIngest:Tenants:0:Id=t1",
-            "--FastIngest:Tenants:0:AppSecret=bench-secret-1",
-            "--FastIngest:Tenants:0:VerifyToken=v",
-            $"--FastIngest:Tenants:0:Outbound:PhoneNumberIds:0={Phone1}",
-            $"--FastIngest:Tenants:0:Outbound:AccessToken={Token}",
-            "--FastIngest:Tenants:0:Outbound:BotToken=bench-bot-token-0001",
-            $"--FastIngest:Tenants:0:Outbound:PhoneNumberRate={phoneRate.ToString(CultureInfo.InvariantCulture)}",
-            "--FastIngest:Tenants:1:Id=t2",
-            "--FastIngest:Tenants:1:AppSecret=bench-secret-2",
-            "--FastIngest:Tenants:1:VerifyToken=v",
-            $"--FastIngest:Tenants:1:Outbound:PhoneNumberIds:0={Phone2}",
-            $"--FastIngest:Tenants:1:Outbound:AccessToken={Token}",
-            "--FastIngest:Tenants:1:Outbound:BotToken=bench-bot-token-0002",
+            .. SendingTenant(0, Phone1, phoneRate),
+            .. SendingTenant(1, Phone2, 80),
         ];
         using (var server = await ServerProcess.StartAsync(dll, port, Fair, cpus: cpus))
         {
@@ -136,6 +119,18 @@ internal static class SendTierBench
         }
         return 0;
     }
+
+    /// <summary>Tenant <c>t{i+1}</c> sending from <paramref name="phone"/> at <paramref name="rate"/> messages/s, bot token <c>bench-bot-token-000{i+1}</c>.</summary>
+    private static string[] SendingTenant(int i, string phone, double rate) =>
+    [
+        $"--FastIngest:Tenants:{i}:Id=t{i + 1}",
+        $"--FastIngest:Tenants:{i}:AppSecret=bench-secret-{i + 1}",
+        $"--FastIngest:Tenants:{i}:VerifyToken=v",
+        $"--FastIngest:Tenants:{i}:Outbound:PhoneNumberIds:0={phone}",
+        $"--FastIngest:Tenants:{i}:Outbound:AccessToken={Token}",
+        $"--FastIngest:Tenants:{i}:Outbound:BotToken=bench-bot-token-000{i + 1}",
+        $"--FastIngest:Tenants:{i}:Outbound:PhoneNumberRate={rate.ToString(CultureInfo.InvariantCulture)}",
+    ];
 
     private static HttpRequestMessage Send(string phone, string botToken, string to, string? prefer = null)
     {

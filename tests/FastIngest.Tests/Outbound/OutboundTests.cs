@@ -98,6 +98,24 @@ public sealed class OutboundTests : IAsyncLifetime
         return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone(), response);
     }
 
+    /// <summary>Sends <paramref name="count"/> bodies, <paramref name="concurrency"/> requests at a time.</summary>
+    private async Task SendManyAsync(int count, Func<int, byte[]> body, int concurrency)
+    {
+        using var gate = new SemaphoreSlim(concurrency);
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await SendAsync(body(i));
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+    }
+
     private static string IdOf(JsonElement body) => body.GetProperty("messages")[0].GetProperty("id").GetString()!;
 
     private async Task<JsonElement> ShowAsync(string id, string token = BotToken)
@@ -448,19 +466,7 @@ public sealed class OutboundTests : IAsyncLifetime
         _graph.Latency = TimeSpan.FromMilliseconds(40);
         _graph.Limit(Phone, 15);
         const int Count = 150;
-        using var gate = new SemaphoreSlim(32);
-        await Task.WhenAll(Enumerable.Range(0, Count).Select(async i =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                await SendAsync(Template($"1650559{i:D4}"));
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        await SendManyAsync(Count, i => Template($"1650559{i:D4}"), 32);
         await _graph.WaitForAcceptedAsync(Count, TimeSpan.FromSeconds(60));
 
         Assert.True(_graph.Sends.Count(s => s.Code == 130429) >= 10, $"{_graph.Sends.Count(s => s.Code == 130429)} throttling answers");
@@ -568,19 +574,7 @@ public sealed class OutboundTests : IAsyncLifetime
         });
         _graph.Latency = TimeSpan.FromMilliseconds(20);
         const int Flood = 300; // 7.5 s of t1's throughput
-        using var gate = new SemaphoreSlim(16);
-        await Task.WhenAll(Enumerable.Range(0, Flood).Select(async i =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                await SendAsync(Template($"1650558{i:D4}"));
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        await SendManyAsync(Flood, i => Template($"1650558{i:D4}"), 16);
         await WaitUntilAsync(() => _graph.Accepted.Count(s => s.PhoneNumberId == Phone) >= 10); // the flood is flowing
 
         var floodSentBefore = _graph.Accepted.Count(s => s.PhoneNumberId == Phone);
