@@ -44,7 +44,7 @@ public sealed class OutboundTests : IAsyncLifetime
 
     private IngestServer Server => _server!;
 
-    private async Task StartAsync(Dictionary<string, string?>? more = null)
+    private async Task StartAsync(Dictionary<string, string?>? more = null, TimeProvider? time = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -64,7 +64,7 @@ public sealed class OutboundTests : IAsyncLifetime
         foreach (var kv in more ?? [])
             settings[kv.Key] = kv.Value;
         _server = await IngestServer.StartAsync(_dir.Path,
-            [new TestTenant("t1", Secret, ForwardUrl: _bot.Url), new TestTenant("t2", "secret-two")], settings);
+            [new TestTenant("t1", Secret, ForwardUrl: _bot.Url), new TestTenant("t2", "secret-two")], settings, time: time);
     }
 
     private async Task RestartAsync(Dictionary<string, string?>? more = null)
@@ -555,6 +555,34 @@ public sealed class OutboundTests : IAsyncLifetime
         await WaitUntilAsync(() => Lifecycle(IdOf(sentinel)).Count >= 1);
         Assert.Equal(["accepted", "sent", "delivered", "read"], Lifecycle(sends[1].Id).Select(v => v.GetProperty("status").GetString()!).ToArray());
         Assert.Equal(31, _graph.Sends.Count); // 30, and the sentinel
+    }
+
+    [Fact]
+    public async Task An_answered_send_leaves_memory_once_quiet_for_ten_minutes_and_is_still_found_and_moved()
+    {
+        var clock = new ManualClock();
+        await StartAsync(time: clock);
+        var (_, answer, _) = await SendAsync(Template("16505550600"), key: "quiet-1");
+        var id = IdOf(answer);
+        await _graph.WaitForAcceptedAsync(1);
+        await WaitForStatusAsync(id, "accepted");
+        await Server.Engine.CheckpointAndTruncateAsync();
+        Assert.Equal(1, Server.Engine.Outbound.Book.Count); // just answered: still held
+
+        // Ten quiet minutes later a checkpoint lets it go (before: held for all of Outbound:Retention).
+        clock.Advance(TimeSpan.FromMinutes(11));
+        await WaitUntilAsync(() =>
+        {
+            Server.Engine.CheckpointAndTruncateAsync().GetAwaiter().GetResult();
+            return Server.Engine.Outbound.Book.Count == 0;
+        });
+        Assert.Equal("accepted", (await ShowAsync(id)).GetProperty("status").GetString());
+        var (_, again, replayed) = await SendAsync(Template("16505550600"), key: "quiet-1");
+        Assert.Equal(id, IdOf(again));
+        Assert.True(replayed.Headers.Contains("Idempotent-Replayed"));
+        var wamid = Assert.Single(_graph.Accepted).Wamid!;
+        await FakeGraphApi.PostStatusesAsync(Server.Client, "t1", Secret, wamid, "16505550600", ("delivered", clock.GetUtcNow().ToUnixTimeSeconds()));
+        await WaitForStatusAsync(id, "delivered");
     }
 
     private static double PhoneRate(string metrics)
