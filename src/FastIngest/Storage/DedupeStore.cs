@@ -150,12 +150,12 @@ public sealed class DedupeStore : IDisposable
             CutExpired();
             // Everything allocated before the checkpoint starts is below its final address: flushed, and read-only, when it completes.
             var covered = _kv.Log.TailAddress;
-            var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException("FASTER refused the checkpoint (another one in progress)");
             // A fold-over checkpoint made the whole log read-only: everything below was last written before now.
             _ageMap?.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
-            _manifest.Record(_kv.Log.BeginAddress, covered);
+            _manifest.Record(_kv.Log.BeginAddress, covered, token);
             KvCheckpoints.MarkTaken(_directory);
             AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
             ReplayFrom = replayFrom;

@@ -51,10 +51,6 @@ internal sealed class KvManifest
             if (p[0] == "file" && p.Length == 4)
             {
                 var path = Path.Combine(_directory, "checkpoints", p[1]);
-                // A newer checkpoint replaced this one before the manifest was rewritten (a crash in between): its
-                // files are gone with their directory, and recovery will not read them.
-                if (!Directory.Exists(Path.GetDirectoryName(path)))
-                    continue;
                 if (!File.Exists(path))
                     throw new IOException($"{path}: missing (the store's manifest lists it)");
                 var length = new FileInfo(path).Length;
@@ -77,7 +73,7 @@ internal sealed class KvManifest
     /// writes the manifest.
     /// </summary>
     /// <exception cref="IOException">A file cannot be read, or the manifest cannot be written.</exception>
-    public void Record(long begin, long flushedUntil)
+    public void Record(long begin, long flushedUntil, Guid token)
     {
         _ranges.RemoveAll(r => r.Until <= begin);
         // Only whole pages: FASTER writes the page holding the tail again (from memory, after more records and after
@@ -92,6 +88,7 @@ internal sealed class KvManifest
             at = until;
         }
         var text = new System.Text.StringBuilder();
+        var current = token.ToString();
         var checkpoints = Path.Combine(_directory, "checkpoints");
         if (Directory.Exists(checkpoints))
         {
@@ -107,7 +104,7 @@ internal sealed class KvManifest
             foreach (var file in files)
             {
                 var relative = Path.GetRelativePath(checkpoints, file);
-                if (relative.Contains(' ', StringComparison.Ordinal))
+                if (relative.Contains(' ', StringComparison.Ordinal) || TokenOf(relative) != current)
                     continue;
                 try
                 {
@@ -122,6 +119,60 @@ internal sealed class KvManifest
         foreach (var (from, until, hash) in _ranges)
             text.Append(CultureInfo.InvariantCulture, $"log {from} {until} {hash:x16}\n");
         AtomicFile.Write(Path.Combine(_directory, "manifest"), text.ToString());
+        RemoveCheckpointsBut(current);
+    }
+
+    /// <summary>The checkpoint token of a path under <c>checkpoints/</c> (<c>index-checkpoints/{token}/…</c>, <c>cpr-checkpoints/{token}/…</c>), or null.</summary>
+    private static string? TokenOf(string relative)
+    {
+        var parts = relative.Split(Path.DirectorySeparatorChar);
+        return parts.Length >= 3 ? parts[1] : null;
+    }
+
+    /// <summary>The checkpoint the manifest records (its token), or null when it records none.</summary>
+    private string? RecordedToken()
+    {
+        foreach (var line in Lines())
+        {
+            var p = line.Split(' ');
+            if (p[0] == "file" && p.Length == 4 && TokenOf(p[1]) is { } token)
+                return token;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Before recovery: removes every checkpoint the manifest does not record (a newer one that a crash or a shutdown's
+    /// cut left, perhaps half-written: FASTER would recover it, and a torn hash index crashes FASTER's recovery with an
+    /// access violation). A store without a manifest (made before manifests) is left as it is.
+    /// </summary>
+    public void PruneUnrecorded()
+    {
+        if (AtomicFile.Read(Path.Combine(_directory, "manifest")) is null)
+            return;
+        RemoveCheckpointsBut(RecordedToken());
+    }
+
+    private void RemoveCheckpointsBut(string? keep)
+    {
+        foreach (var kind in new[] { "index-checkpoints", "cpr-checkpoints" })
+        {
+            var dir = Path.Combine(_directory, "checkpoints", kind);
+            if (!Directory.Exists(dir))
+                continue;
+            foreach (var tokenDir in Directory.EnumerateDirectories(dir))
+            {
+                if (Path.GetFileName(tokenDir) == keep)
+                    continue;
+                try
+                {
+                    Directory.Delete(tokenDir, recursive: true);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
+        }
     }
 
     private string SegmentPath(long address) => Path.Combine(_directory, $"hlog.log.{address >> _segmentBits}");

@@ -9,8 +9,10 @@ internal static class KvSettings
     /// Settings for a store in <paramref name="directory"/> on <paramref name="device"/>: a hash index of
     /// <paramref name="indexBytes"/> (power of two), <paramref name="memoryBytes"/> of log in memory in 16 pages
     /// (64 KB to 32 MB each, all allocated up front), segments of a quarter of that (at most 64 MB) so that cutting the
-    /// head gives disk back in small steps, checkpoints under <c>checkpoints/</c> (outdated ones removed); the caller
-    /// recovers with <see cref="KvCheckpoints.Recover"/>.
+    /// head gives disk back in small steps, checkpoints under <c>checkpoints/</c>; the caller recovers with
+    /// <see cref="KvCheckpoints.Recover"/>. FASTER removes no checkpoint: the store's <see cref="KvManifest"/> removes
+    /// the ones it no longer names, after it recorded the new one (so the checkpoint recovery reads is always one the
+    /// manifest verified; a newer one that a crash or a shutdown's cut left half-written is never read).
     /// </summary>
     public static FasterKVSettings<DedupeKey, TValue> Create<TValue>(string directory, IDevice device, long indexBytes, long memoryBytes)
         where TValue : new()
@@ -19,7 +21,7 @@ internal static class KvSettings
         return new FasterKVSettings<DedupeKey, TValue>(directory, deleteDirOnDispose: false)
         {
             LogDevice = device,
-            CheckpointManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "checkpoints")), removeOutdated: true),
+            CheckpointManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "checkpoints")), removeOutdated: false),
             IndexSize = indexBytes,
             MemorySize = Math.Max(memoryBytes, pageBytes * 4),
             PageSize = pageBytes,
@@ -27,7 +29,7 @@ internal static class KvSettings
             EqualityComparer = DedupeKeyComparer.Instance,
             // Not FASTER's own try: it swallows a failed recovery and starts empty, silently (KvCheckpoints.Recover).
             TryRecoverLatest = false,
-            RemoveOutdatedCheckpoints = true,
+            RemoveOutdatedCheckpoints = false,
             // All in-memory pages up front: memory is flat from the start and inserts never allocate a page.
             PreallocateLog = true,
         };
@@ -54,6 +56,7 @@ internal static class KvCheckpoints
         try
         {
             manifest = new KvManifest(directory, settings.SegmentSize, settings.PageSize);
+            manifest.PruneUnrecorded();
             manifest.Verify();
             kv = new FasterKV<DedupeKey, TValue>(settings);
             Recover(kv, directory);

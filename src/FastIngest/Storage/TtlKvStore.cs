@@ -65,17 +65,26 @@ internal sealed class TtlKvStore<TValue> : IDisposable
                 StorageLog.StoreCut(_logger, _name, was, _kv.Log.BeginAddress);
             // Everything allocated before the checkpoint starts is below its final address: flushed, and read-only, when it completes.
             var covered = _kv.Log.TailAddress;
-            var (success, _) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
+            var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException($"FASTER refused the {_name} checkpoint (another one in progress)");
             _ageMap.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
-            _manifest.Record(_kv.Log.BeginAddress, covered);
+            _manifest.Record(_kv.Log.BeginAddress, covered, token);
             KvCheckpoints.MarkTaken(_directory);
         }
         finally
         {
             _checkpointGate.Release();
         }
+    }
+
+    /// <summary>Fault injection (tests): a checkpoint the manifest does not record, as a crash right after it would leave it.</summary>
+    internal async Task<Guid> CheckpointUnrecordedAsync()
+    {
+        var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver).ConfigureAwait(false);
+        if (!success)
+            throw new InvalidOperationException("checkpoint refused");
+        return token;
     }
 
     /// <summary>Disposes the sessions, the store and its device.</summary>
