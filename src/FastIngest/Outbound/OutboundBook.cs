@@ -71,12 +71,19 @@ public sealed class OutboundBook : IDisposable
         var covered = index.ReadCovered();
         var emitted = covered?.Emitted ?? -1L;
         ScanFrom = covered is var (c, u, m) ? Math.Max(_log.BeginAddress, Math.Min(Math.Min(c, u), m + 1)) : _log.BeginAddress;
-        var again = new List<(OutboundMessage? Hot, long SendAddress, OutboundStep Step, long Address)>();
-        var cold = new Dictionary<long, SendIndexEntry>();
+        // Steps whose lifecycle event is not yet marked emitted: addresses only (a long read may pass millions before
+        // the next mark), their events are built once the read is done.
+        var again = new Queue<(long SendAddress, long Address)>();
+        var nowUnixMs = forgetBeforeUnixMs + (long)retention.TotalMilliseconds;
+        var read = 0L;
         using (var iter = _log.Scan(ScanFrom, _log.CommittedUntilAddress))
         {
             while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
             {
+                // A long read (the whole log, when the index was rebuilt) must not hold every send it passes: quiet
+                // answered ones go to the index as it goes.
+                if (++read % 65_536 == 0)
+                    LetQuietSendsGo(nowUnixMs);
                 using (owner)
                 {
                     var record = owner.Memory.Span[..length];
@@ -104,10 +111,10 @@ public sealed class OutboundBook : IDisposable
                                     if (wamid is not null)
                                         _byWamid[(hot.Tenant, wamid)] = hot;
                                     if (Emits(step.Status) && address > emitted)
-                                        again.Add((hot, sendAddress, step, address));
+                                        again.Enqueue((sendAddress, address));
                                 }
                             }
-                            else if (cold.TryGetValue(sendAddress, out var entry) || index.TryGet(sendAddress, out entry))
+                            else if (index.TryGet(sendAddress, out var entry))
                             {
                                 // A send answered before the index's checkpoint: bring its entry up to date.
                                 if (address > entry.LastStepAddress)
@@ -116,20 +123,20 @@ public sealed class OutboundBook : IDisposable
                                 {
                                     entry.Status = (byte)step.Status;
                                     if (Emits(step.Status) && address > emitted)
-                                        again.Add((null, sendAddress, step, address));
+                                        again.Enqueue((sendAddress, address));
                                 }
-                                cold[sendAddress] = entry;
+                                index.Put(entry);
                             }
                             break;
                         case OutboundRecords.Emitted:
                             emitted = Math.Max(emitted, OutboundRecords.ReadEmitted(record));
+                            while (again.TryPeek(out var first) && first.Address <= emitted)
+                                again.Dequeue(); // emitted before the stop: not again
                             break;
                     }
                 }
             }
         }
-        foreach (var entry in cold.Values)
-            index.Put(entry);
         foreach (var m2 in _byAddress.Values)
             index.Put(m2, m2.LastStepAddress, withKey: true, withWamid: true);
         _emittedThrough = _emittedWritten = emitted;
@@ -137,18 +144,39 @@ public sealed class OutboundBook : IDisposable
         // the send's wamid and attempts no longer change: the send as it is now is the send as it was right after the
         // step, so the event is the same bytes (and event id) as the first time.
         var readBack = new Dictionary<long, OutboundMessage?>();
-        foreach (var (hot, sendAddress, step, address) in again)
+        foreach (var (sendAddress, address) in again)
         {
             if (address <= emitted)
                 continue;
-            var asThen = hot;
-            if (asThen is null && !readBack.TryGetValue(sendAddress, out asThen))
+            if (!_byAddress.TryGetValue(sendAddress, out var asThen) && !readBack.TryGetValue(sendAddress, out asThen))
                 readBack[sendAddress] = asThen = LoadSync(sendAddress);
-            if (asThen is null)
+            if (asThen is null || _log.ReadAsync(address).AsTask().GetAwaiter().GetResult() is not { } stepRecord)
                 continue;
+            var step = OutboundRecords.ReadStep(stepRecord).Step;
             Interlocked.Increment(ref _lifecyclePending);
             _lifecycle.Writer.TryWrite(new LifecycleItem(asThen.Tenant, address, LifecycleEvent.Body(asThen, step)));
         }
+    }
+
+    /// <summary>While reading the log at open: answered sends quiet for <see cref="HotFor"/> at <paramref name="nowUnixMs"/> are written to the index and no longer held.</summary>
+    private void LetQuietSendsGo(long nowUnixMs)
+    {
+        var quietSince = nowUnixMs - (long)HotFor.TotalMilliseconds;
+        foreach (var m in _byAddress.Values.Where(m => m.HasAnswer && m.LastChangeUnixMs <= quietSince).ToList())
+        {
+            _index.Put(m, m.LastStepAddress, withKey: true, withWamid: true);
+            Unhold(m);
+        }
+    }
+
+    /// <summary>Drops <paramref name="m"/> from the in-memory indexes (the send index keeps it). Under the lock, or at open.</summary>
+    private void Unhold(OutboundMessage m)
+    {
+        _byAddress.Remove(m.Address);
+        if (_byKey.TryGetValue((m.Tenant, m.IdempotencyKey), out var k) && ReferenceEquals(k, m))
+            _byKey.Remove((m.Tenant, m.IdempotencyKey));
+        if (m.Wamid is not null && _byWamid.TryGetValue((m.Tenant, m.Wamid), out var w) && ReferenceEquals(w, m))
+            _byWamid.Remove((m.Tenant, m.Wamid));
     }
 
     /// <summary>Where this open began reading the log (see the constructor).</summary>
@@ -532,11 +560,7 @@ public sealed class OutboundBook : IDisposable
                 var idle = m.HasAnswer && m.Decided == m.Status && m.LastChangeUnixMs <= quietSince;
                 if (!idle && !(m.CreatedUnixMs < forgetBeforeUnixMs && m.HasAnswer))
                     continue;
-                _byAddress.Remove(m.Address);
-                if (_byKey.TryGetValue((m.Tenant, m.IdempotencyKey), out var k) && ReferenceEquals(k, m))
-                    _byKey.Remove((m.Tenant, m.IdempotencyKey));
-                if (m.Wamid is not null && _byWamid.TryGetValue((m.Tenant, m.Wamid), out var w) && ReferenceEquals(w, m))
-                    _byWamid.Remove((m.Tenant, m.Wamid));
+                Unhold(m);
                 evicted++;
             }
             // Every record below this is applied, so in the index (a record is indexed when it is applied).
