@@ -144,14 +144,11 @@ internal sealed class KvManifest
     /// <summary>
     /// Before recovery: removes every checkpoint the manifest does not record (a newer one that a crash or a shutdown's
     /// cut left, perhaps half-written: FASTER would recover it, and a torn hash index crashes FASTER's recovery with an
-    /// access violation). A store without a manifest (made before manifests) is left as it is.
+    /// access violation). Without a manifest no checkpoint was ever recorded (the first one was cut before it was), so
+    /// every checkpoint goes and the store starts empty, rebuilt by its owner (a store kept from before manifests loses
+    /// its checkpoint the same way, once).
     /// </summary>
-    public void PruneUnrecorded()
-    {
-        if (AtomicFile.Read(Path.Combine(_directory, "manifest")) is null)
-            return;
-        RemoveCheckpointsBut(RecordedToken());
-    }
+    public void PruneUnrecorded() => RemoveCheckpointsBut(RecordedToken());
 
     private void RemoveCheckpointsBut(string? keep)
     {

@@ -55,6 +55,24 @@ public sealed class KvCheckpointTests
     }
 
     [Fact]
+    public async Task A_first_checkpoint_cut_before_it_was_recorded_is_removed_and_the_store_starts_empty()
+    {
+        using var dir = new TempDir();
+        Guid first;
+        using (var store = Open(dir.Path))
+        {
+            Put(store, 7);
+            first = await store.CheckpointUnrecordedAsync(); // no manifest yet: the shutdown's deadline came first
+        }
+        foreach (var file in Directory.GetFiles(Path.Combine(dir.Path, "checkpoints", "index-checkpoints", first.ToString()), "ht.dat*"))
+            File.WriteAllBytes(file, Enumerable.Repeat((byte)0xFF, (int)new FileInfo(file).Length).ToArray());
+
+        using (var store = Open(dir.Path))
+            Assert.False(store.Sessions.Read(Key, out _)); // empty (its owner rebuilds it), not a torn recovery
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "checkpoints", "index-checkpoints", first.ToString())));
+    }
+
+    [Fact]
     public async Task Only_the_recorded_checkpoint_is_kept()
     {
         using var dir = new TempDir();
