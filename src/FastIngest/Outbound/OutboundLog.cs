@@ -4,11 +4,11 @@ namespace FastIngest.Outbound;
 
 internal static partial class OutboundLog
 {
-    [LoggerMessage(6001, LogLevel.Warning, "Tenant {Tenant}: Meta throttled send {Id} (code {Code}) on {Limited}; rate now {Rate:0.##}/s, retry in {DelayMs} ms")]
-    public static partial void Throttled(ILogger logger, string tenant, string id, int code, string limited, double rate, long delayMs);
+    [LoggerMessage(6001, LogLevel.Warning, "Tenant {Tenant}: Meta throttled send {Id} (code {Code}) on {Limited}; rate now {Rate:0.##}/s, retry in {DelayMs} ms ({Suppressed} more such answers in the last 10 s not logged)")]
+    public static partial void Throttled(ILogger logger, string tenant, string id, int code, string limited, double rate, long delayMs, long suppressed);
 
-    [LoggerMessage(6002, LogLevel.Warning, "Tenant {Tenant}: send {Id} attempt {Attempt} failed ({Detail}); retry in {DelayMs} ms")]
-    public static partial void Retrying(ILogger logger, string tenant, string id, int attempt, string detail, long delayMs);
+    [LoggerMessage(6002, LogLevel.Warning, "Tenant {Tenant}: send {Id} attempt {Attempt} failed ({Detail}); retry in {DelayMs} ms ({Suppressed} more such failures in the last 10 s not logged)")]
+    public static partial void Retrying(ILogger logger, string tenant, string id, int attempt, string detail, long delayMs, long suppressed);
 
     [LoggerMessage(6003, LogLevel.Error, "Tenant {Tenant}: sends PAUSED, Meta refused the access token (code {Code}: {Detail}); next try in {Seconds} s. Renew Outbound:AccessToken (or the bot's token) and restart.")]
     public static partial void Paused(ILogger logger, string tenant, int code, string detail, long seconds);

@@ -121,6 +121,9 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly List<Task> _sends = [];
+    // Retries and throttling answers come per send: during a Meta outage with a campaign queued, one line each would
+    // flood the log. One line per tenant and code per 10 s, with the count held back (the metrics count them all).
+    private readonly Internal.LogThrottle _retryLog;
     private readonly Func<OutboundMessage, (PhoneQueue.Verdict, long)> _check;
     private OutboundLane? _checking;
     private long _checkNow;
@@ -137,6 +140,7 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         _time = time;
         _logger = logger;
         _check = Check;
+        _retryLog = new Internal.LogThrottle(TimeSpan.FromSeconds(10), time);
     }
 
     /// <summary>The phone numbers' buckets (for <c>/metrics</c>).</summary>
@@ -390,7 +394,8 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 bucket?.Cut();
                 var delay = RetryDelay(message, answer);
                 message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
-                OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.PhoneNumberId, bucket?.Rate ?? 0, (long)delay.TotalMilliseconds);
+                if (_retryLog.ShouldLog(lane.Tenant.Id, answer.Code, out var held))
+                    OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.PhoneNumberId, bucket?.Rate ?? 0, (long)delay.TotalMilliseconds, held);
                 return true;
             }
             case MetaErrorClass.PairRate:
@@ -398,7 +403,8 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 lane.Counters.CountThrottled();
                 var delay = RetryDelay(message, answer);
                 message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds; // the customer's FIFO waits behind it
-                OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.To, 0, (long)delay.TotalMilliseconds);
+                if (_retryLog.ShouldLog(lane.Tenant.Id, answer.Code, out var held))
+                    OutboundLog.Throttled(_logger, lane.Tenant.Id, message.Id, answer.Code, message.To, 0, (long)delay.TotalMilliseconds, held);
                 return true;
             }
             case MetaErrorClass.AuthExpired when lane.Bearer is null:
@@ -422,7 +428,8 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 lane.Counters.CountRetried();
                 var delay = RetryDelay(message, answer);
                 message.NotBeforeUnixMs = now + (long)delay.TotalMilliseconds;
-                OutboundLog.Retrying(_logger, lane.Tenant.Id, message.Id, message.Attempts, answer.Detail ?? "", (long)delay.TotalMilliseconds);
+                if (_retryLog.ShouldLog(lane.Tenant.Id, answer.Code, out var held))
+                    OutboundLog.Retrying(_logger, lane.Tenant.Id, message.Id, message.Attempts, answer.Detail ?? "", (long)delay.TotalMilliseconds, held);
                 return true;
             }
         }
