@@ -161,13 +161,16 @@ public sealed class OutboundBook : IDisposable
     /// <summary>While reading the log at open: answered sends quiet for <see cref="HotFor"/> at <paramref name="nowUnixMs"/> are written to the index and no longer held.</summary>
     private void LetQuietSendsGo(long nowUnixMs)
     {
-        var quietSince = nowUnixMs - (long)HotFor.TotalMilliseconds;
-        foreach (var m in _byAddress.Values.Where(m => m.HasAnswer && m.LastChangeUnixMs <= quietSince).ToList())
+        foreach (var m in _byAddress.Values.Where(m => IsQuiet(m, nowUnixMs)).ToList())
         {
             _index.Put(m, m.LastStepAddress, withKey: true, withWamid: true);
             Unhold(m);
         }
     }
+
+    /// <summary>An answered send with no step on its way and none for <see cref="HotFor"/> at <paramref name="nowUnixMs"/>: it may leave memory.</summary>
+    private static bool IsQuiet(OutboundMessage m, long nowUnixMs)
+        => m.HasAnswer && m.Decided == m.Status && m.LastChangeUnixMs <= nowUnixMs - (long)HotFor.TotalMilliseconds;
 
     /// <summary>Drops <paramref name="m"/> from the in-memory indexes (the send index keeps it). Under the lock, or at open.</summary>
     private void Unhold(OutboundMessage m)
@@ -244,18 +247,15 @@ public sealed class OutboundBook : IDisposable
 
     /// <summary>
     /// The send at <paramref name="address"/>, held in memory or read back from the log through the send index (its
-    /// send record and its linked steps, up to the one at <paramref name="untilStepAddress"/>); null when it is not
+    /// send record and its linked steps); null when it is not
     /// remembered (never queued, or past <c>Outbound:Retention</c>). A send read back is not held: see <see cref="Adopt"/>.
     /// </summary>
-    internal async ValueTask<OutboundMessage?> LoadAsync(long address, long untilStepAddress = long.MaxValue)
+    internal async ValueTask<OutboundMessage?> LoadAsync(long address)
     {
-        if (untilStepAddress == long.MaxValue)
+        lock (_gate)
         {
-            lock (_gate)
-            {
-                if (_byAddress.TryGetValue(address, out var hot))
-                    return hot;
-            }
+            if (_byAddress.TryGetValue(address, out var hot))
+                return hot;
         }
         if (!_index.TryGet(address, out var entry) || await _log.ReadAsync(address).ConfigureAwait(false) is not { } sendRecord
             || LogRecordFormat.TypeOf(sendRecord) != OutboundRecords.Send)
@@ -271,8 +271,7 @@ public sealed class OutboundBook : IDisposable
             var (of, step, wamid, previous) = OutboundRecords.ReadStep(record);
             if (of != address)
                 break;
-            if (at <= untilStepAddress)
-                steps.Add((step, wamid, at));
+            steps.Add((step, wamid, at));
             at = previous;
         }
         for (var i = steps.Count - 1; i >= 0; i--)
@@ -554,11 +553,9 @@ public sealed class OutboundBook : IDisposable
         long covered, lowestUnanswered, lowestHeld;
         lock (_gate)
         {
-            var quietSince = nowUnixMs - (long)HotFor.TotalMilliseconds;
             foreach (var m in _byAddress.Values.ToList())
             {
-                var idle = m.HasAnswer && m.Decided == m.Status && m.LastChangeUnixMs <= quietSince;
-                if (!idle && !(m.CreatedUnixMs < forgetBeforeUnixMs && m.HasAnswer))
+                if (!IsQuiet(m, nowUnixMs) && !(m.CreatedUnixMs < forgetBeforeUnixMs && m.HasAnswer))
                     continue;
                 Unhold(m);
                 evicted++;

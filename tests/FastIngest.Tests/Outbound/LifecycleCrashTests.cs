@@ -11,29 +11,11 @@ namespace FastIngest.Tests.Outbound;
 /// The fault <c>hold-lifecycle-events</c> (<c>FASTINGEST_FAULTS</c>) keeps every event out of the event log in the
 /// first run, which is the widest form of "the process died between the step and its event".
 /// </summary>
-public sealed class LifecycleCrashTests : IAsyncLifetime
+public sealed class LifecycleCrashTests : SendTierTest
 {
     private const string Customer = "16505550071";
-    private readonly TempDir _dir = new();
-    private FakeGraphApi _graph = null!;
-    private BotServer _bot = null!;
-
-    public async Task InitializeAsync()
-    {
-        _graph = await FakeGraphApi.StartAsync();
-        _graph.Token = OutboundTests.MetaToken;
-        _bot = await BotServer.StartAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _bot.DisposeAsync();
-        await _graph.DisposeAsync();
-        _dir.Dispose();
-    }
-
-    private string[] Settings() => ServerProcessHost.OneTenant(_dir.Path, _bot.Url,
-        $"--FastIngest:Outbound:GraphUrl={_graph.Url}",
+    private string[] Settings() => ServerProcessHost.OneTenant(Dir.Path, Bot.Url,
+        $"--FastIngest:Outbound:GraphUrl={Graph.Url}",
         $"--FastIngest:Tenants:0:Outbound:PhoneNumberIds:0={OutboundTests.Phone}",
         $"--FastIngest:Tenants:0:Outbound:AccessToken={OutboundTests.MetaToken}",
         $"--FastIngest:Tenants:0:Outbound:BotToken={OutboundTests.BotToken}");
@@ -68,7 +50,7 @@ public sealed class LifecycleCrashTests : IAsyncLifetime
         }
     }
 
-    private string[] Lifecycle(string id) => [.. _bot.Delivered
+    private string[] Lifecycle(string id) => [.. Bot.Delivered
         .Select(r => JsonDocument.Parse(r.Body).RootElement.GetProperty("entry")[0].GetProperty("changes")[0])
         .Where(c => c.GetProperty("field").GetString() == "fastingest_outbound")
         .Select(c => c.GetProperty("value"))
@@ -81,9 +63,9 @@ public sealed class LifecycleCrashTests : IAsyncLifetime
         using var client = Client(server);
         using (var inbound = await client.SendAsync(Payloads.Webhook("t1", Payloads.InboundAt("wamid.CRASHIN", Customer), "app-secret")))
             Assert.Equal(HttpStatusCode.OK, inbound.StatusCode);
-        await _bot.WaitForEventAsync("msg:wamid.CRASHIN");
+        await Bot.WaitForEventAsync("msg:wamid.CRASHIN");
         var id = await SendAsync(client, "before the crash");
-        await _graph.WaitForAcceptedAsync(1);
+        await Graph.WaitForAcceptedAsync(1);
         var wamid = (await WaitForStatusAsync(client, id, "accepted")).GetProperty("wamid").GetString()!;
         var t0 = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         await FakeGraphApi.PostStatusesAsync(client, "t1", "app-secret", wamid, Customer, ("sent", t0 + 1), ("delivered", t0 + 2), ("read", t0 + 3));

@@ -29,6 +29,15 @@ public sealed class KvCheckpointTests
         }
     }
 
+    /// <summary>Overwrites the hash index of checkpoint <paramref name="token"/> with 0xFF bytes (a torn write); returns the checkpoint's index directory.</summary>
+    private static string TearIndex(string dir, Guid token)
+    {
+        var index = Path.Combine(dir, "checkpoints", "index-checkpoints", token.ToString());
+        foreach (var file in Directory.GetFiles(index, "ht.dat*"))
+            File.WriteAllBytes(file, Enumerable.Repeat((byte)0xFF, (int)new FileInfo(file).Length).ToArray());
+        return index;
+    }
+
     [Fact]
     public async Task A_newer_checkpoint_the_manifest_does_not_record_is_removed_and_the_recorded_one_recovered()
     {
@@ -41,10 +50,7 @@ public sealed class KvCheckpointTests
             Put(store, 43);
             newer = await store.CheckpointUnrecordedAsync(); // as if the process died before the manifest was rewritten
         }
-        var newerIndex = Path.Combine(dir.Path, "checkpoints", "index-checkpoints", newer.ToString());
-        // ... and as if its hash index was cut mid-write by the shutdown's deadline.
-        foreach (var file in Directory.GetFiles(newerIndex, "ht.dat*"))
-            File.WriteAllBytes(file, Enumerable.Repeat((byte)0xFF, (int)new FileInfo(file).Length).ToArray());
+        var newerIndex = TearIndex(dir.Path, newer); // ... and as if its hash index was cut mid-write by the shutdown's deadline
 
         using (var store = Open(dir.Path))
         {
@@ -64,12 +70,11 @@ public sealed class KvCheckpointTests
             Put(store, 7);
             first = await store.CheckpointUnrecordedAsync(); // no manifest yet: the shutdown's deadline came first
         }
-        foreach (var file in Directory.GetFiles(Path.Combine(dir.Path, "checkpoints", "index-checkpoints", first.ToString()), "ht.dat*"))
-            File.WriteAllBytes(file, Enumerable.Repeat((byte)0xFF, (int)new FileInfo(file).Length).ToArray());
+        var firstIndex = TearIndex(dir.Path, first);
 
         using (var store = Open(dir.Path))
             Assert.False(store.Sessions.Read(Key, out _)); // empty (its owner rebuilds it), not a torn recovery
-        Assert.False(Directory.Exists(Path.Combine(dir.Path, "checkpoints", "index-checkpoints", first.ToString())));
+        Assert.False(Directory.Exists(firstIndex));
     }
 
     [Fact]
