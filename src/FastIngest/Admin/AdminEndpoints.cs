@@ -67,7 +67,7 @@ public static class AdminEndpoints
             return Json(context, 200, w => w.WriteNumber("cleared", cleared));
         }));
 
-        endpoints.MapMethods("/admin/deadletters", ["GET"], Guard(token, context => List(context, queue.List(TenantFilter(context)), WriteEntry)));
+        endpoints.MapMethods("/admin/deadletters", ["GET"], Guard(token, context => List(context, queue.List(TenantFilter(context), DestinationFilter(context)), WriteEntry)));
 
         endpoints.MapMethods("/admin/deadletters/{id:long}", ["GET"], Guard(token, context =>
         {
@@ -100,7 +100,7 @@ public static class AdminEndpoints
                 await Json(context, 400, w => w.WriteString("error", "id must be a dead letter id (a number)")).ConfigureAwait(false);
                 return;
             }
-            var replayed = await engine.ReplayDeadLettersAsync(TenantFilter(context), id, context.RequestAborted).ConfigureAwait(false);
+            var replayed = await engine.ReplayDeadLettersAsync(TenantFilter(context), id, DestinationFilter(context), context.RequestAborted).ConfigureAwait(false);
             await Json(context, 200, w => w.WriteNumber("replayed", replayed)).ConfigureAwait(false);
         }));
 
@@ -220,6 +220,10 @@ public static class AdminEndpoints
     private static string? TenantFilter(HttpContext context)
         => context.Request.Query["tenant"].ToString() is { Length: > 0 } tenant ? tenant : null;
 
+    /// <summary>The <c>?destination=</c> filter (a destination's name), or null.</summary>
+    private static string? DestinationFilter(HttpContext context)
+        => context.Request.Query["destination"].ToString() is { Length: > 0 } destination ? destination : null;
+
     /// <summary>The <c>?id=</c> filter (null when absent); false when it is there but not a number.</summary>
     private static bool TryIdFilter(HttpContext context, out long? id)
     {
@@ -252,6 +256,7 @@ public static class AdminEndpoints
     {
         w.WriteNumber("id", d.Id);
         w.WriteString("tenant", d.Tenant);
+        w.WriteString("destination", d.Destination);
         w.WriteString("eventId", d.EventId);
         w.WriteNumber("attempts", d.Attempts);
         w.WriteString("reason", d.Reason);

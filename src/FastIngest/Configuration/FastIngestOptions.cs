@@ -132,8 +132,17 @@ public sealed class TenantOptions
     /// <summary><c>VerifyToken</c>: the <c>hub.verify_token</c> set in the app's webhook configuration.</summary>
     public string VerifyToken { get; set; } = "";
 
-    /// <summary><c>Forward</c>: where this tenant's events go.</summary>
+    /// <summary>
+    /// <c>Forward</c>: where this tenant's events go when <see cref="Destinations"/> is empty (one destination named
+    /// <c>forward</c>: a Webhook with <c>Url</c>, else a File), and the delivery defaults of every destination.
+    /// </summary>
     public ForwardOptions Forward { get; set; } = new();
+
+    /// <summary>
+    /// <c>Destinations</c>: the places this tenant's events go, each with its own position, acks, retries, breaker,
+    /// dead letters and metrics. Empty: the one destination <see cref="Forward"/> describes.
+    /// </summary>
+    public List<DestinationOptions> Destinations { get; set; } = [];
 
     /// <summary>
     /// <c>InboundSilence</c>: no inbound message (statuses do not count) for longer than this, inside

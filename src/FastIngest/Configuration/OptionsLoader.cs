@@ -142,27 +142,35 @@ public static class OptionsLoader
                 if (string.IsNullOrEmpty(f.Secret))
                     throw new ConfigurationException($"{k}:Forward:Secret", "is required when Forward:Url is set");
             }
-            if (f.Concurrency is < 1 or > 256)
-                throw new ConfigurationException($"{k}:Forward:Concurrency", "must be between 1 and 256");
-            if (f.QueueCapacity is < 1 or > 1_000_000)
-                throw new ConfigurationException($"{k}:Forward:QueueCapacity", "must be between 1 and 1000000");
-            Duration(f.Timeout, $"{k}:Forward:Timeout", Millis(1), Hours(1));
-            Duration(f.InitialBackoff, $"{k}:Forward:InitialBackoff", Millis(1), Hours(1));
-            Duration(f.MaxBackoff, $"{k}:Forward:MaxBackoff", Millis(1), Days(1));
-            if (f.MaxBackoff < f.InitialBackoff)
-                throw new ConfigurationException($"{k}:Forward:MaxBackoff", "must be at least Forward:InitialBackoff");
-            if (f.MaxAttempts < 0)
-                throw new ConfigurationException($"{k}:Forward:MaxAttempts", "must be 0 (no limit) or more");
-            Duration(f.MaxAge, $"{k}:Forward:MaxAge", Millis(1), Days(30));
-            if (f.BreakerFailures is < 0 or > 1_000_000)
-                throw new ConfigurationException($"{k}:Forward:BreakerFailures", "must be 0 (no breaker) to 1000000");
-            if (!Enum.TryParse<StaleStatusHandling>(f.StaleStatuses, ignoreCase: true, out var stale) || !Enum.IsDefined(stale) || int.TryParse(f.StaleStatuses, out _))
-                throw new ConfigurationException($"{k}:Forward:StaleStatuses", "must be Forward or Drop");
-            Duration(f.BreakDuration, $"{k}:Forward:BreakDuration", Millis(1), Hours(1));
-            Duration(f.MaxBacklogAge, $"{k}:Forward:MaxBacklogAge", Millis(1), Days(30));
+            ValidatePolicy(f, $"{k}:Forward");
+            foreach (var d in Destinations.DestinationSpec.Resolve(t, k, options.DataDir))
+                ValidatePolicy(d.Policy, d.ConfigKey);
             ValidateTenantOutbound(t.Outbound, $"{k}:Outbound", phoneNumbers);
             Duration(t.Outbound.DefaultWait, $"{k}:Outbound:DefaultWait", TimeSpan.Zero, options.Outbound.MaxWait);
         }
+    }
+
+    /// <summary>The delivery keys of <c>Forward</c> or of one destination (<paramref name="k"/> is its section).</summary>
+    private static void ValidatePolicy(ForwardOptions f, string k)
+    {
+        if (f.Concurrency is < 1 or > 256)
+            throw new ConfigurationException($"{k}:Concurrency", "must be between 1 and 256");
+        if (f.QueueCapacity is < 1 or > 1_000_000)
+            throw new ConfigurationException($"{k}:QueueCapacity", "must be between 1 and 1000000");
+        Duration(f.Timeout, $"{k}:Timeout", Millis(1), Hours(1));
+        Duration(f.InitialBackoff, $"{k}:InitialBackoff", Millis(1), Hours(1));
+        Duration(f.MaxBackoff, $"{k}:MaxBackoff", Millis(1), Days(1));
+        if (f.MaxBackoff < f.InitialBackoff)
+            throw new ConfigurationException($"{k}:MaxBackoff", "must be at least InitialBackoff");
+        if (f.MaxAttempts < 0)
+            throw new ConfigurationException($"{k}:MaxAttempts", "must be 0 (no limit) or more");
+        Duration(f.MaxAge, $"{k}:MaxAge", Millis(1), Days(30));
+        if (f.BreakerFailures is < 0 or > 1_000_000)
+            throw new ConfigurationException($"{k}:BreakerFailures", "must be 0 (no breaker) to 1000000");
+        if (!Enum.TryParse<StaleStatusHandling>(f.StaleStatuses, ignoreCase: true, out var stale) || !Enum.IsDefined(stale) || int.TryParse(f.StaleStatuses, out _))
+            throw new ConfigurationException($"{k}:StaleStatuses", "must be Forward or Drop");
+        Duration(f.BreakDuration, $"{k}:BreakDuration", Millis(1), Hours(1));
+        Duration(f.MaxBacklogAge, $"{k}:MaxBacklogAge", Millis(1), Days(30));
     }
 
     private static void ValidateOutbound(OutboundOptions o, string k)

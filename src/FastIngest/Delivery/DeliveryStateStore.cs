@@ -55,7 +55,7 @@ public sealed class DeliveryStateStore : IDisposable
 
     /// <summary>
     /// Applies one status webhook of <paramref name="wamid"/> (see <see cref="DeliveryState.Apply"/>) and returns
-    /// whether it was stale. Synchronous; call from the tenant's dispatcher reader only.
+    /// whether it was stale. Synchronous; call from the projection follower only.
     /// </summary>
     internal bool Apply(ReadOnlySpan<byte> tenantUtf8, ReadOnlySpan<byte> wamid, MessageStatus status, long metaUnixSeconds, long receivedUnixMs)
     {
@@ -74,6 +74,24 @@ public sealed class DeliveryStateStore : IDisposable
         {
             _store.Sessions.Return(session);
         }
+    }
+
+    /// <summary>
+    /// The verdict <see cref="Apply"/> gave this very status webhook (same status and Meta timestamp): whether it was
+    /// stale. A read only, for destinations, which see a status after the projections applied it. False when the
+    /// state or that entry of its history is no longer kept.
+    /// </summary>
+    internal bool WasStale(ReadOnlySpan<byte> tenantUtf8, ReadOnlySpan<byte> wamid, MessageStatus status, long metaUnixSeconds)
+    {
+        if (status == MessageStatus.None || wamid.IsEmpty || !_store.Sessions.Read(KeyOf(tenantUtf8, wamid), out var state))
+            return false;
+        for (var i = 0; i < state.HistoryCount; i++)
+        {
+            var seen = state.HistoryAt(i);
+            if (seen.Status == status && seen.MetaUnixSeconds == metaUnixSeconds)
+                return seen.Stale;
+        }
+        return false;
     }
 
     /// <summary>The state of <paramref name="wamid"/> as reported to <paramref name="tenant"/>, or null if none is known.</summary>

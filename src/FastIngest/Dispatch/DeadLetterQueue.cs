@@ -59,27 +59,27 @@ public sealed class DeadLetterQueue : IDisposable
     }
 
     /// <summary>
-    /// Adds an event and waits until the entry is durable. <paramref name="payload"/> is the JSON body forwarded to the
-    /// bot. Returns the entry.
+    /// Adds an event that <paramref name="destination"/> (its name) gave up on and waits until the entry is durable.
+    /// <paramref name="payload"/> is the JSON body it would have delivered. Returns the entry.
     /// </summary>
     /// <exception cref="IOException">The dead-letter log cannot be written (the caller keeps retrying the event instead).</exception>
-    public async ValueTask<DeadLetter> AddAsync(string tenant, string eventId, long receivedUnixMs, int attempts, string reason, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    public async ValueTask<DeadLetter> AddAsync(string tenant, string destination, string eventId, long receivedUnixMs, int attempts, string reason, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var entry = new DeadLetterRecord.Entry(receivedUnixMs, now, attempts, Encoding.UTF8.GetBytes(tenant), Encoding.UTF8.GetBytes(eventId),
-            Encoding.UTF8.GetBytes(reason.Length > 1000 ? reason[..1000] : reason), payload);
+            Encoding.UTF8.GetBytes(reason.Length > 1000 ? reason[..1000] : reason), payload, Encoding.UTF8.GetBytes(destination));
         var address = await _log.AppendDurableAsync(entry, cancellationToken).ConfigureAwait(false);
-        var added = new DeadLetter(address, tenant, eventId, receivedUnixMs, now, attempts, reason, payload.Length);
+        var added = new DeadLetter(address, tenant, eventId, receivedUnixMs, now, attempts, reason, payload.Length) { Destination = destination };
         lock (_open)
             _open[address] = added;
         return added;
     }
 
-    /// <summary>The open entries, oldest first; of one tenant when <paramref name="tenant"/> is set.</summary>
-    public IReadOnlyList<DeadLetter> List(string? tenant = null)
+    /// <summary>The open entries, oldest first; of one tenant when <paramref name="tenant"/> is set, and of one of its destinations when <paramref name="destination"/> is.</summary>
+    public IReadOnlyList<DeadLetter> List(string? tenant = null, string? destination = null)
     {
         lock (_open)
-            return [.. _open.Values.Where(d => tenant is null || d.Tenant == tenant)];
+            return [.. _open.Values.Where(d => (tenant is null || d.Tenant == tenant) && (destination is null || d.Destination == destination))];
     }
 
     /// <summary>The open entry <paramref name="id"/>, or null.</summary>

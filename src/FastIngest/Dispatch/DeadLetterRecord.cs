@@ -21,9 +21,13 @@ internal static class DeadLetterRecord
     public const LogRecordType Resolved = (LogRecordType)5;
 
     /// <summary>A dead letter to append.</summary>
-    public readonly struct Entry(long receivedUnixMs, long deadLetteredUnixMs, int attempts, byte[] tenant, byte[] eventId, byte[] reason, ReadOnlyMemory<byte> payload) : ILogEnqueueEntry
+    /// <remarks>
+    /// <c>[received i64][dead-lettered i64][attempts i32][tenant][event id][reason][payload length i32][payload][destination]</c>,
+    /// strings as <c>[length u16][utf8]</c>; entries written before destinations existed end after the payload (destination <c>forward</c>).
+    /// </remarks>
+    public readonly struct Entry(long receivedUnixMs, long deadLetteredUnixMs, int attempts, byte[] tenant, byte[] eventId, byte[] reason, ReadOnlyMemory<byte> payload, byte[] destination) : ILogEnqueueEntry
     {
-        public int SerializedLength => LogRecordFormat.HeaderSize + 8 + 8 + 4 + 2 + tenant.Length + 2 + eventId.Length + 2 + reason.Length + 4 + payload.Length;
+        public int SerializedLength => LogRecordFormat.HeaderSize + 8 + 8 + 4 + 2 + tenant.Length + 2 + eventId.Length + 2 + reason.Length + 4 + payload.Length + 2 + destination.Length;
 
         public void SerializeTo(Span<byte> dest)
         {
@@ -37,6 +41,7 @@ internal static class DeadLetterRecord
             at = LogRecordFormat.WriteString(dest, at, reason);
             BinaryPrimitives.WriteInt32LittleEndian(dest[at..], payload.Length);
             payload.Span.CopyTo(dest[(at + 4)..]);
+            LogRecordFormat.WriteString(dest, at + 4 + payload.Length, destination);
         }
     }
 
@@ -68,7 +73,9 @@ internal static class DeadLetterRecord
         var payloadLength = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
         if (payloadLength < 0 || at + 4 + payloadLength > record.Length)
             throw new InvalidDataException($"dead letter at {address} is truncated");
-        return new DeadLetter(address, tenant, eventId, received, deadLettered, attempts, reason, payloadLength);
+        at += 4 + payloadLength;
+        var destination = record.Length >= at + 2 ? LogRecordFormat.ReadString(record, ref at) : Destinations.DestinationSpec.ForwardName;
+        return new DeadLetter(address, tenant, eventId, received, deadLettered, attempts, reason, payloadLength) { Destination = destination };
     }
 
     /// <summary>The payload of a dead-letter record.</summary>
@@ -100,4 +107,8 @@ public enum DeadLetterResolution : byte
 /// One event in the dead-letter queue: <see cref="Id"/> is its address in the dead-letter log (stable across restarts);
 /// times are Unix milliseconds; <see cref="PayloadBytes"/> is the size of the Meta-shaped JSON kept for replay.
 /// </summary>
-public sealed record DeadLetter(long Id, string Tenant, string EventId, long ReceivedUnixMs, long DeadLetteredUnixMs, int Attempts, string Reason, int PayloadBytes);
+public sealed record DeadLetter(long Id, string Tenant, string EventId, long ReceivedUnixMs, long DeadLetteredUnixMs, int Attempts, string Reason, int PayloadBytes)
+{
+    /// <summary>The destination that gave up on it (<c>forward</c> for a tenant without <c>Destinations</c>, and for entries written before destinations existed); a replay delivers it there only.</summary>
+    public string Destination { get; init; } = Destinations.DestinationSpec.ForwardName;
+}

@@ -31,7 +31,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly DedupeStore _dedupe;
     private readonly DeliveryStateStore _states;
     private readonly DeadLetterQueue _deadLetters;
-    private readonly List<TenantDispatcher> _dispatchers = [];
+    private readonly List<DestinationDispatcher> _dispatchers = [];
+    private readonly Projections.ProjectionFollower _projections;
     private readonly HttpClient _http;
     private readonly CancellationTokenSource _stop = new();
     private readonly long _orphanCap = long.MaxValue;
@@ -114,23 +115,25 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         Outbound = new Outbound.OutboundService(options, Tenants, Pipeline, _log, _states, _http, dataDir, _time, loggerFactory, Damage);
         ReportDamage("outbound", Outbound.Book.Log, "sends recorded in it are lost (their state is unknown; a bot that retries with the same idempotency key sends again)");
 
-        // One breaker per destination: tenants forwarding to the same bot URL share it (the first one's settings).
+        _projections = new Projections.ProjectionFollower(_log, Tenants, _states, Outbound, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Projections"));
+        // One breaker per destination address: tenants delivering to the same bot URL (or broker) share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
         foreach (var tenant in Tenants.All)
         {
-            var forward = tenant.Options.Forward;
-            IForwardTarget target = string.IsNullOrEmpty(forward.Url)
-                ? new FileForwardTarget(Path.Combine(dataDir, "out", tenant.Id + ".jsonl"))
-                : new HttpForwardTarget(_http, new Uri(forward.Url), forward.Timeout, _time);
-            if (faults is not null)
-                target = faults.Wrap(tenant.Id, target);
-            if (!breakers.TryGetValue(target.Describe, out var breaker))
+            foreach (var destination in Destinations.DestinationSpec.Resolve(tenant.Options, "FastIngest:Tenants", dataDir))
             {
-                breaker = new CircuitBreaker(target.Describe, forward.BreakerFailures, forward.BreakDuration, forward.MaxBackoff > forward.BreakDuration ? forward.MaxBackoff : forward.BreakDuration, _time);
-                breakers.Add(target.Describe, breaker);
+                var target = Destinations.DestinationTargets.Create(tenant, destination, _http, _time, loggerFactory);
+                if (faults is not null)
+                    target = faults.Wrap(tenant.Id, target);
+                var policy = destination.Policy;
+                if (!breakers.TryGetValue(target.Describe, out var breaker))
+                {
+                    breaker = new CircuitBreaker(target.Describe, policy.BreakerFailures, policy.BreakDuration, policy.MaxBackoff > policy.BreakDuration ? policy.MaxBackoff : policy.BreakDuration, _time);
+                    breakers.Add(target.Describe, breaker);
+                }
+                _dispatchers.Add(new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events")));
+                EngineLog.TenantReady(_logger, tenant.Id, destination.Name == Destinations.DestinationSpec.ForwardName ? target.Describe : $"{destination.Name}: {target.Describe}");
             }
-            _dispatchers.Add(new TenantDispatcher(tenant, _log, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events"), Outbound));
-            EngineLog.TenantReady(_logger, tenant.Id, target.Describe);
         }
 
         _eventsTailAtSample = _log.TailAddress;
@@ -235,12 +238,13 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         foreach (var d in _dispatchers)
         {
+            var who = d.Destination.Name == Destinations.DestinationSpec.ForwardName ? $"tenant {d.Tenant.Id}" : $"tenant {d.Tenant.Id}, destination {d.Destination.Name}";
             if (d.RecentFault() is { } fault)
-                reasons.Add($"tenant {d.Tenant.Id}: {fault}");
+                reasons.Add($"{who}: {fault}");
             var stats = d.Stats();
-            var limit = d.Tenant.Options.Forward.MaxBacklogAge;
+            var limit = d.Destination.Policy.MaxBacklogAge;
             if (stats.OldestUnforwardedAgeSeconds > limit.TotalSeconds)
-                reasons.Add($"tenant {stats.Tenant}: oldest undelivered event is {stats.OldestUnforwardedAgeSeconds:0} s old, over Forward:MaxBacklogAge {limit.TotalSeconds:0} s ({stats.BacklogEvents} events waiting)");
+                reasons.Add($"{who}: oldest undelivered event is {stats.OldestUnforwardedAgeSeconds:0} s old, over {d.Destination.ConfigKey.Split(':')[^1] switch { "Forward" => "Forward:", _ => "" }}MaxBacklogAge {limit.TotalSeconds:0} s ({stats.BacklogEvents} events waiting)");
         }
         return reasons;
     }
@@ -403,25 +407,29 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     public DeadLetterQueue DeadLetters => _deadLetters;
 
     /// <summary>
-    /// Puts dead letters back into the event log for delivery: one (<paramref name="id"/>), one tenant's, or all. Each
-    /// goes back as a batch record with its kept payload and a fresh received time (so <c>MaxAge</c> starts again), is
-    /// committed, and only then marked replayed; a crash in between replays it once more (same event id). Entries of a
-    /// tenant that is no longer configured stay. Returns how many were replayed.
+    /// Puts dead letters back into the event log for delivery: one (<paramref name="id"/>), one tenant's (of one of its
+    /// destinations, with <paramref name="destination"/>), or all. Each goes back as a batch record for the destination
+    /// that gave up on it only (the others have it already), with its kept payload and a fresh received time (so
+    /// <c>MaxAge</c> starts again), is committed, and only then marked replayed; a crash in between replays it once
+    /// more (same event id). Entries of a tenant or destination that is no longer configured stay. Returns how many
+    /// were replayed.
     /// </summary>
-    public async Task<int> ReplayDeadLettersAsync(string? tenant, long? id, CancellationToken cancellationToken = default)
+    public async Task<int> ReplayDeadLettersAsync(string? tenant, long? id, string? destination = null, CancellationToken cancellationToken = default)
     {
         IReadOnlyList<DeadLetter> entries = id is { } one
             ? _deadLetters.Find(one) is { } found ? [found] : []
-            : _deadLetters.List(tenant);
+            : _deadLetters.List(tenant, destination);
         var replayed = 0;
         foreach (var entry in entries)
         {
-            if (tenant is not null && entry.Tenant != tenant)
+            if ((tenant is not null && entry.Tenant != tenant) || (destination is not null && entry.Destination != destination))
                 continue;
             if (Tenants.Find(entry.Tenant.AsSpan()) is not { } owner || _deadLetters.ReadPayload(entry.Id) is not { } payload)
                 continue;
+            if (!_dispatchers.Any(d => d.Tenant == owner && d.Destination.Name == entry.Destination))
+                continue;
             var key = EventIdentity.Key(owner.IdUtf8, Encoding.UTF8.GetBytes(entry.EventId));
-            var record = new BatchRecord(owner.IdUtf8, _time.GetUtcNow().ToUnixTimeMilliseconds(), [0], [key], 1, payload, payload.Length);
+            var record = new BatchRecord(owner.IdUtf8, _time.GetUtcNow().ToUnixTimeMilliseconds(), [0], [key], 1, payload, payload.Length, Destinations.DestinationSpec.IdOf(entry.Destination));
             await _log.AppendDurableAsync(record, cancellationToken).ConfigureAwait(false);
             if (await _deadLetters.ResolveAsync(entry.Id, DeadLetterResolution.Replayed, cancellationToken).ConfigureAwait(false))
                 replayed++;
@@ -455,7 +463,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                     {
                         case LogRecordType.Ack:
                             var ack = AckRecord.Read(record);
-                            acked.Add(ack.BatchAddress, ack.EventIndex);
+                            acked.Add(ack.Destination, ack.BatchAddress, ack.EventIndex);
                             break;
                         case LogRecordType.Batch:
                             var stored = StoredPayload.Read(record);
@@ -487,6 +495,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// <summary>Starts the dispatchers and the checkpoint loop.</summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        _projections.Start();
         foreach (var d in _dispatchers)
             d.Start();
         Outbound.Start();
@@ -529,7 +538,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             // address has its marks in this checkpoint, and is on disk, whatever happens to the process next.
             var replayFrom = await _dedupe.CheckpointAsync(() => _log.CommittedUntilAddress, cancellationToken).ConfigureAwait(false);
             // Every status below this was applied to the delivery-state store before its checkpoint.
-            var applied = _dispatchers.Count == 0 ? long.MaxValue : _dispatchers.Min(d => d.ScannedUntil);
+            var applied = _projections.AppliedUntil;
             await _states.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             // After the dispatchers' ScannedUntil was read: the steps those statuses made are committed before the log is cut.
             await Outbound.CheckpointAsync(cancellationToken).ConfigureAwait(false);
@@ -627,13 +636,14 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         {
             var left = Left();
             drain.CancelAfter(left > TimeSpan.Zero ? left : TimeSpan.Zero);
-            // Sends first (Meta's answers to those in flight are recorded), then the dispatchers (the statuses they
-            // read still move sends), then the lifecycle events of every step so far go into the event log. What the
-            // deadline cuts is emitted at the next start.
+            // Sends first (Meta's answers to those in flight are recorded), then the dispatchers and the projections
+            // (the statuses they read still move sends), then the lifecycle events of every step so far go into the
+            // event log. What the deadline cuts is emitted at the next start.
             var stopping = Task.Run(async () =>
             {
                 await Outbound.StopSendingAsync(drain.Token).ConfigureAwait(false);
                 await Task.WhenAll(_dispatchers.Select(d => d.StopAsync(drain.Token))).ConfigureAwait(false);
+                await _projections.StopAsync().ConfigureAwait(false);
                 await Outbound.StopAsync(drain.Token).ConfigureAwait(false);
             }, CancellationToken.None);
             // A worker recording an ack waits for its commit, whatever the token: past the budget, writes that do not
@@ -646,6 +656,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         foreach (var d in _dispatchers)
             await d.DisposeAsync().ConfigureAwait(false);
+        await _projections.DisposeAsync().ConfigureAwait(false);
 
         // Acks and a final checkpoint, if the disk takes them in the reserve; a disk that refuses writes is not
         // waited for at all.

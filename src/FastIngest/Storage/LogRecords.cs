@@ -20,7 +20,10 @@ public enum LogRecordType : byte
 /// <item>Batch: <c>[received unix ms i64][tenant length u16][tenant utf8][event count i32]</c>, per event
 /// <c>[index in payload i32][dedupe key 16 bytes]</c>, then <c>[body length i32][body]</c>.</item>
 /// <item>Quarantine: <c>[received unix ms i64][tenant length u16][tenant utf8][reason length u16][reason utf8][body length i32][body]</c>.</item>
-/// <item>Ack: <c>[batch address i64][event index i32]</c>.</item>
+/// <item>Ack: <c>[batch address i64][event index i32]</c>, then <c>[destination id u32]</c> (absent in acks written
+/// before destinations existed: they count for the tenant's first destination).</item>
+/// <item>A batch replayed from one destination's dead letters ends, after its body, with <c>[destination id u32]</c>:
+/// only that destination delivers it.</item>
 /// </list>
 /// </summary>
 public static class LogRecordFormat
@@ -98,6 +101,14 @@ public readonly struct BatchRecord : ILogEnqueueEntry
     private readonly int _count;
     private readonly byte[] _body;
     private readonly int _bodyLength;
+    private readonly uint _onlyFor;
+
+    /// <summary>
+    /// A batch of <paramref name="count"/> events for one destination only (<paramref name="onlyFor"/>, its id; a
+    /// replayed dead letter), or for all of the tenant's when it is 0.
+    /// </summary>
+    public BatchRecord(byte[] tenantUtf8, long receivedUnixMs, int[] indices, DedupeKey[] keys, int count, byte[] body, int bodyLength, uint onlyFor)
+        : this(tenantUtf8, receivedUnixMs, indices, keys, count, body, bodyLength) => _onlyFor = onlyFor;
 
     /// <summary>
     /// A batch of <paramref name="count"/> events: <paramref name="indices"/>[i] is the event's position in the payload,
@@ -115,7 +126,7 @@ public readonly struct BatchRecord : ILogEnqueueEntry
     }
 
     /// <inheritdoc/>
-    public int SerializedLength => LogRecordFormat.HeaderSize + 8 + 2 + _tenant.Length + 4 + _count * LogRecordFormat.EventEntrySize + 4 + _bodyLength;
+    public int SerializedLength => LogRecordFormat.HeaderSize + 8 + 2 + _tenant.Length + 4 + _count * LogRecordFormat.EventEntrySize + 4 + _bodyLength + (_onlyFor != 0 ? 4 : 0);
 
     /// <inheritdoc/>
     public void SerializeTo(Span<byte> dest)
@@ -130,6 +141,8 @@ public readonly struct BatchRecord : ILogEnqueueEntry
             at += LogRecordFormat.EventEntrySize;
         }
         LogRecordFormat.WriteBody(dest[at..], _body.AsSpan(0, _bodyLength));
+        if (_onlyFor != 0)
+            BinaryPrimitives.WriteUInt32LittleEndian(dest[(at + 4 + _bodyLength)..], _onlyFor);
     }
 }
 
@@ -167,11 +180,18 @@ public readonly struct QuarantineRecord : ILogEnqueueEntry
     }
 }
 
-/// <summary>An ack record: event <c>EventIndex</c> of the batch at <c>BatchAddress</c> reached the bot.</summary>
+/// <summary>An ack record: event <c>EventIndex</c> of the batch at <c>BatchAddress</c> reached destination <c>Destination</c> (delivered or dead-lettered).</summary>
 public readonly struct AckRecord : ILogEnqueueEntry
 {
-    /// <summary>Size in bytes.</summary>
+    /// <summary>Size in bytes of an ack without a destination (as written before destinations existed).</summary>
     public const int Size = LogRecordFormat.HeaderSize + 8 + 4;
+
+    /// <summary>The destination's id (see the destination's <c>Id</c>: FNV-1a 32 of its name), or 0 in an ack that names none.</summary>
+    public uint Destination { get; }
+
+    /// <summary>Creates an ack for destination <paramref name="destination"/>.</summary>
+    public AckRecord(long batchAddress, int eventIndex, uint destination)
+        : this(batchAddress, eventIndex) => Destination = destination;
 
     /// <summary>Address of the batch record.</summary>
     public long BatchAddress { get; }
@@ -187,7 +207,7 @@ public readonly struct AckRecord : ILogEnqueueEntry
     }
 
     /// <inheritdoc/>
-    public int SerializedLength => Size;
+    public int SerializedLength => Destination != 0 ? Size + 4 : Size;
 
     /// <inheritdoc/>
     public void SerializeTo(Span<byte> dest)
@@ -195,6 +215,8 @@ public readonly struct AckRecord : ILogEnqueueEntry
         var at = LogRecordFormat.WriteHeader(dest, LogRecordType.Ack);
         BinaryPrimitives.WriteInt64LittleEndian(dest[at..], BatchAddress);
         BinaryPrimitives.WriteInt32LittleEndian(dest[(at + 8)..], EventIndex);
+        if (Destination != 0)
+            BinaryPrimitives.WriteUInt32LittleEndian(dest[(at + 12)..], Destination);
     }
 
     /// <summary>Reads an ack record.</summary>
@@ -204,7 +226,8 @@ public readonly struct AckRecord : ILogEnqueueEntry
         if (LogRecordFormat.TypeOf(record) != LogRecordType.Ack || record.Length < Size)
             throw new InvalidDataException("not an ack record");
         var at = LogRecordFormat.HeaderSize;
-        return new AckRecord(BinaryPrimitives.ReadInt64LittleEndian(record[at..]), BinaryPrimitives.ReadInt32LittleEndian(record[(at + 8)..]));
+        var destination = record.Length >= Size + 4 ? BinaryPrimitives.ReadUInt32LittleEndian(record[(at + 12)..]) : 0;
+        return new AckRecord(BinaryPrimitives.ReadInt64LittleEndian(record[at..]), BinaryPrimitives.ReadInt32LittleEndian(record[(at + 8)..]), destination);
     }
 }
 
@@ -232,8 +255,12 @@ public readonly ref struct StoredPayload
     /// <summary>Number of events in <see cref="EventTable"/>.</summary>
     public int EventCount => EventTable.Length / LogRecordFormat.EventEntrySize;
 
-    private StoredPayload(LogRecordType type, long received, ReadOnlySpan<byte> tenant, ReadOnlySpan<byte> table, ReadOnlySpan<byte> reason, ReadOnlySpan<byte> body)
+    /// <summary>Batch only: the one destination (its id) that delivers it (a replayed dead letter), or 0 for every destination of the tenant.</summary>
+    public uint OnlyFor { get; }
+
+    private StoredPayload(LogRecordType type, long received, ReadOnlySpan<byte> tenant, ReadOnlySpan<byte> table, ReadOnlySpan<byte> reason, ReadOnlySpan<byte> body, uint onlyFor = 0)
     {
+        OnlyFor = onlyFor;
         Type = type;
         ReceivedUnixMs = received;
         Tenant = tenant;
@@ -281,7 +308,10 @@ public readonly ref struct StoredPayload
             }
             var bodyLength = BinaryPrimitives.ReadInt32LittleEndian(record[at..]);
             at += 4;
-            return new StoredPayload(type, received, tenant, table, reason, record.Slice(at, bodyLength));
+            var body = record.Slice(at, bodyLength);
+            at += bodyLength;
+            var onlyFor = type == LogRecordType.Batch && record.Length >= at + 4 ? BinaryPrimitives.ReadUInt32LittleEndian(record[at..]) : 0;
+            return new StoredPayload(type, received, tenant, table, reason, body, onlyFor);
         }
         catch (ArgumentOutOfRangeException)
         {

@@ -3,7 +3,7 @@ using FastIngest.Tenancy;
 
 namespace FastIngest.Telemetry;
 
-/// <summary>One tenant's dispatch figures at the moment of a scrape.</summary>
+/// <summary>One destination's dispatch figures (of one tenant) at the moment of a scrape.</summary>
 /// <param name="Tenant">The tenant id.</param>
 /// <param name="Forwarded">Events delivered since start.</param>
 /// <param name="Retried">Failed attempts scheduled for a retry since start.</param>
@@ -12,8 +12,9 @@ namespace FastIngest.Telemetry;
 /// <param name="OldestUnforwardedAgeSeconds">Age of the oldest of those (since FastIngest received it), 0 for none.</param>
 /// <param name="Circuit">The circuit breaker of the tenant's bot URL now.</param>
 /// <param name="CircuitOpened">Times that breaker opened since start.</param>
-/// <param name="WorkerFaults">Unexpected exceptions caught in the tenant's reader and workers since start (each restarted what failed).</param>
-public readonly record struct DispatchStats(string Tenant, long Forwarded, long Retried, long DeadLettered, long BacklogEvents, double OldestUnforwardedAgeSeconds, Dispatch.CircuitState Circuit = Dispatch.CircuitState.Closed, long CircuitOpened = 0, long WorkerFaults = 0);
+/// <param name="WorkerFaults">Unexpected exceptions caught in the destination's reader and workers since start (each restarted what failed).</param>
+/// <param name="Destination">The destination's name (<c>forward</c> for a tenant without <c>Destinations</c>).</param>
+public readonly record struct DispatchStats(string Tenant, long Forwarded, long Retried, long DeadLettered, long BacklogEvents, double OldestUnforwardedAgeSeconds, Dispatch.CircuitState Circuit = Dispatch.CircuitState.Closed, long CircuitOpened = 0, long WorkerFaults = 0, string Destination = Destinations.DestinationSpec.ForwardName);
 
 /// <summary>
 /// FastIngest's <see cref="System.Diagnostics.Metrics"/> instruments (meter <c>FastIngest</c>) and their Prometheus
@@ -42,14 +43,14 @@ public sealed class FastIngestMetrics : IDisposable
         _meter.CreateObservableCounter("fastingest_duplicate_events_total", () => PerTenant(tenants, t => t.Counters.Duplicates), description: "Events that repeated one already recorded (Meta's at-least-once delivery).");
         _meter.CreateObservableGauge("fastingest_inbound_message_age_seconds", () => tenants.Select(t => new Measurement<double>(t.Silence.SecondsSinceMessage(clock.GetUtcNow().ToUnixTimeMilliseconds()), new KeyValuePair<string, object?>("tenant", t.Id))), description: "Seconds since the tenant's last inbound message (since start if none).");
         _meter.CreateObservableGauge("fastingest_inbound_silent", () => tenants.Select(t => new Measurement<long>(t.Silence.IsSilent(clock.GetUtcNow()) ? 1 : 0, new KeyValuePair<string, object?>("tenant", t.Id))), description: "1 while the tenant has had no inbound message for longer than its InboundSilence inside its active hours.");
-        _meter.CreateObservableCounter("fastingest_events_forwarded_total", () => Dispatch(dispatch, d => d.Forwarded), description: "Events delivered to the tenant's bot.");
+        _meter.CreateObservableCounter("fastingest_events_forwarded_total", () => Dispatch(dispatch, d => d.Forwarded), description: "Events delivered, by tenant and destination.");
         _meter.CreateObservableCounter("fastingest_forward_retries_total", () => Dispatch(dispatch, d => d.Retried), description: "Failed deliveries scheduled for a retry.");
         _meter.CreateObservableCounter("fastingest_events_dead_lettered_total", () => Dispatch(dispatch, d => d.DeadLettered), description: "Events sent to the dead-letter queue.");
         _meter.CreateObservableGauge("fastingest_backlog_events", () => Dispatch(dispatch, d => d.BacklogEvents), description: "Events read for delivery and not yet delivered or dead-lettered.");
         _meter.CreateObservableGauge("fastingest_oldest_unforwarded_age_seconds", () => DispatchDouble(dispatch, d => d.OldestUnforwardedAgeSeconds), description: "Age of the oldest event waiting for delivery, in seconds.");
-        _meter.CreateObservableGauge("fastingest_forward_circuit_state", () => Dispatch(dispatch, d => (long)d.Circuit), description: "Circuit breaker of the tenant's bot URL: 0 closed, 1 open (sends wait), 2 half-open (one probe out).");
-        _meter.CreateObservableCounter("fastingest_forward_circuit_opens_total", () => Dispatch(dispatch, d => d.CircuitOpened), description: "Times the circuit breaker of the tenant's bot URL opened (a failed probe counts again).");
-        _meter.CreateObservableCounter("fastingest_dispatch_worker_faults_total", () => Dispatch(dispatch, d => d.WorkerFaults), description: "Unexpected exceptions in the tenant's log reader or delivery workers; each restarted what failed and retried the event it held.");
+        _meter.CreateObservableGauge("fastingest_forward_circuit_state", () => Dispatch(dispatch, d => (long)d.Circuit), description: "Circuit breaker of the destination: 0 closed, 1 open (sends wait), 2 half-open (one probe out).");
+        _meter.CreateObservableCounter("fastingest_forward_circuit_opens_total", () => Dispatch(dispatch, d => d.CircuitOpened), description: "Times the circuit breaker of the destination opened (a failed probe counts again).");
+        _meter.CreateObservableCounter("fastingest_dispatch_worker_faults_total", () => Dispatch(dispatch, d => d.WorkerFaults), description: "Unexpected exceptions in a destination's log reader or delivery workers; each restarted what failed and retried the event it held.");
         _meter.CreateObservableGauge("fastingest_dead_letters", deadLetters, description: "Open entries in the dead-letter queue.");
         if (checkpointsSkipped is not null)
             _meter.CreateObservableCounter("fastingest_checkpoints_skipped_total", checkpointsSkipped, description: "Checkpoints skipped because their index files would not have fit (free space of DataDir's disk, or Storage:MaxDiskBytes); the log is not truncated until one fits.");
@@ -117,10 +118,10 @@ public sealed class FastIngestMetrics : IDisposable
         => tenants.Select(t => new Measurement<long>(value(t), new KeyValuePair<string, object?>("tenant", t.Id)));
 
     private static IEnumerable<Measurement<long>> Dispatch(Func<IReadOnlyList<DispatchStats>> dispatch, Func<DispatchStats, long> value)
-        => dispatch().Select(d => new Measurement<long>(value(d), new KeyValuePair<string, object?>("tenant", d.Tenant)));
+        => dispatch().Select(d => new Measurement<long>(value(d), new KeyValuePair<string, object?>("tenant", d.Tenant), new KeyValuePair<string, object?>("destination", d.Destination)));
 
     private static IEnumerable<Measurement<double>> DispatchDouble(Func<IReadOnlyList<DispatchStats>> dispatch, Func<DispatchStats, double> value)
-        => dispatch().Select(d => new Measurement<double>(value(d), new KeyValuePair<string, object?>("tenant", d.Tenant)));
+        => dispatch().Select(d => new Measurement<double>(value(d), new KeyValuePair<string, object?>("tenant", d.Tenant), new KeyValuePair<string, object?>("destination", d.Destination)));
 
     /// <summary>Stops the exporter and disposes the meter.</summary>
     public void Dispose()

@@ -56,6 +56,6 @@ public sealed class WorkerSupervisionTests : BotTest
         Assert.Contains("tenant t1: 3 dispatch faults", reasons, StringComparison.Ordinal);
         Assert.Contains("injected fault", reasons, StringComparison.Ordinal);
         var metrics = await server.Client.GetStringAsync("/metrics");
-        Assert.Contains("fastingest_dispatch_worker_faults_total{tenant=\"t1\"} 3", metrics, StringComparison.Ordinal);
+        Assert.Contains("fastingest_dispatch_worker_faults_total{tenant=\"t1\",destination=\"forward\"} 3", metrics, StringComparison.Ordinal);
     }
 }

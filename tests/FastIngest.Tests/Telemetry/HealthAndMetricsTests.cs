@@ -23,7 +23,7 @@ public sealed class HealthAndMetricsTests
         await server.PostAsync("t1", Payloads.Statuses(("wamid.S1", "sent", "1555"), ("wamid.S1", "delivered", "1555")), "app-secret");
         await server.PostAsync("t1", Payloads.Text("wamid.BAD"), "wrong-secret");
         await bot.WaitForDeliveredAsync(3);
-        await WaitUntil(async () => Value(await Metrics(server), "fastingest_events_forwarded_total", "tenant=\"t1\"") == 3);
+        await WaitUntil(async () => Value(await Metrics(server), "fastingest_events_forwarded_total", "tenant=\"t1\",destination=\"forward\"") == 3);
 
         var text = await Metrics(server);
         Assert.Equal(3, Value(text, "fastingest_requests_total", "tenant=\"t1\",result=\"accepted\""));
@@ -32,7 +32,7 @@ public sealed class HealthAndMetricsTests
         Assert.Equal(3, Value(text, "fastingest_events_accepted_total", "tenant=\"t1\""));
         Assert.Equal(1, Value(text, "fastingest_duplicate_events_total", "tenant=\"t1\""));
         Assert.Equal(0, Value(text, "fastingest_requests_total", "tenant=\"t2\",result=\"accepted\""));
-        Assert.Equal(0, Value(text, "fastingest_backlog_events", "tenant=\"t1\""));
+        Assert.Equal(0, Value(text, "fastingest_backlog_events", "tenant=\"t1\",destination=\"forward\""));
         Assert.Equal(3, Value(text, "fastingest_ack_latency_seconds_count", null));
         Assert.True(Value(text, "fastingest_commit_latency_seconds_count", null) >= 1);
         Assert.True(Value(text, "fastingest_data_dir_bytes", null) > 0);
@@ -64,7 +64,7 @@ public sealed class HealthAndMetricsTests
         Assert.Equal("ok", body.Trim());
         var ready = await server.Client.GetAsync("/readyz");
         Assert.Contains("tenant t1: oldest undelivered event", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        Assert.True(Value(await Metrics(server), "fastingest_oldest_unforwarded_age_seconds", "tenant=\"t1\"") > 0.5);
+        Assert.True(Value(await Metrics(server), "fastingest_oldest_unforwarded_age_seconds", "tenant=\"t1\",destination=\"forward\"") > 0.5);
 
         bot.Respond = _ => 200;
         await bot.WaitForDeliveredAsync(1);

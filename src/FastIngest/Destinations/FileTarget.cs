@@ -1,15 +1,18 @@
-namespace FastIngest.Dispatch;
+using FastIngest.Dispatch;
+
+namespace FastIngest.Destinations;
 
 /// <summary>
-/// The embedded default when a tenant has no <c>Forward:Url</c>: appends each event's Meta-shaped payload as one
-/// line to <c>DataDir/out/{tenant}.jsonl</c> and flushes it to disk before the event counts as delivered.
+/// The File destination (and the default when a tenant has neither <c>Destinations</c> nor <c>Forward:Url</c>): appends
+/// each event's Meta-shaped payload as one line to its file (<c>DataDir/out/{tenant}.jsonl</c> by default) and flushes
+/// it to disk before the event counts as delivered.
 /// </summary>
-internal sealed class FileForwardTarget : IForwardTarget
+internal sealed class FileTarget : IForwardTarget
 {
     private readonly FileStream _file;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    public FileForwardTarget(string path)
+    public FileTarget(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         Path_ = path;

@@ -12,13 +12,14 @@ using Microsoft.Extensions.Logging;
 namespace FastIngest.Dispatch;
 
 /// <summary>
-/// Delivers one tenant's committed events to its bot. A reader follows the event log, picks this tenant's batch
-/// records, rebuilds each new event's Meta-shaped payload and adds it to a <see cref="KeyOrderedQueue"/>: one line
-/// per customer (<see cref="OrderKeys"/>). <c>Forward:Concurrency</c> workers take the head of any free line and make
+/// Delivers one tenant's committed events to one of its destinations. A reader follows the event log behind the
+/// projections (<see cref="Projections.ProjectionFollower"/>), picks this tenant's batch records, keeps the events the
+/// destination's filter takes and has not acked, rebuilds each one's Meta-shaped payload and adds it to a
+/// <see cref="KeyOrderedQueue"/>: one line per customer (<see cref="OrderKeys"/>). <c>Forward:Concurrency</c> workers take the head of any free line and make
 /// one attempt; a delivered or dead-lettered event is acked in the log, a failed one waits out its backoff on a timer
 /// while its line (only its line) waits behind it and the worker moves on. So an event the bot refuses delays only
-/// its own customer's later events. A full queue makes this tenant's reader wait (backpressure); other tenants have
-/// their own reader, queue and workers and never notice.
+/// its own customer's later events. A full queue makes this destination's reader wait (backpressure); other
+/// destinations, of this tenant or another, have their own reader, queue, workers, breaker and acks and never notice.
 /// </summary>
 /// <remarks>
 /// The reader and the workers are supervised: an unexpected exception is logged, counted
@@ -26,15 +27,17 @@ namespace FastIngest.Dispatch;
 /// <see cref="FaultVisibleFor"/>; the event a worker was on is retried after its backoff, and a failed reader or
 /// worker loop is started again after <see cref="s_restartDelay"/>. Nothing that delivers dies silently.
 /// </remarks>
-internal sealed class TenantDispatcher : IAsyncDisposable
+internal sealed class DestinationDispatcher : IAsyncDisposable
 {
     private readonly Tenant _tenant;
+    private readonly Destinations.DestinationSpec _destination;
+    private readonly Projections.ProjectionFollower _projections;
+    private readonly byte[] _secret;
     private readonly EventLog _log;
     private readonly IForwardTarget _target;
     private readonly DeadLetterQueue _deadLetters;
     private readonly CircuitBreaker _breaker;
     private readonly DeliveryStateStore _states;
-    private readonly Outbound.OutboundService? _outbound;
     private readonly AckSet _acked;
     private readonly ILogger _logger;
     private readonly ILogger _outcomes;
@@ -63,9 +66,12 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     /// <summary>How long <c>/readyz</c> shows a reader or worker fault after it happened: 5 minutes.</summary>
     public static readonly TimeSpan FaultVisibleFor = TimeSpan.FromMinutes(5);
 
-    public TenantDispatcher(Tenant tenant, EventLog log, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger, Outbound.OutboundService? outbound = null)
+    public DestinationDispatcher(Tenant tenant, Destinations.DestinationSpec destination, EventLog log, Projections.ProjectionFollower projections, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger)
     {
-        _outbound = outbound is not null && outbound.Sends(tenant) ? outbound : null;
+        _destination = destination;
+        _projections = projections;
+        _secret = destination.Kind is Configuration.DestinationKind.Webhook or Configuration.DestinationKind.Chatwoot && destination.Options.Secret is { Length: > 0 } secret
+            ? Encoding.UTF8.GetBytes(secret) : [];
         _deadLetters = deadLetters;
         _breaker = breaker;
         _states = states;
@@ -76,12 +82,15 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         _time = time;
         _logger = logger;
         _outcomes = eventsLogger;
-        _options = tenant.Options.Forward;
+        _options = destination.Policy;
         _scannedUntil = startAddress;
         _queue = new KeyOrderedQueue((int)Math.Min(int.MaxValue, (long)_options.QueueCapacity * _options.Concurrency), time);
     }
 
     public Tenant Tenant => _tenant;
+
+    /// <summary>The destination this dispatcher delivers to.</summary>
+    public Destinations.DestinationSpec Destination => _destination;
 
     /// <summary>Events delivered since start.</summary>
     public long Delivered => Interlocked.Read(ref _delivered);
@@ -118,7 +127,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         DispatchLog.WorkerFault(_logger, ex, _tenant.Id, where);
     }
 
-    /// <summary>How far the reader has got: every record below has been read (and its statuses applied to the delivery-state store).</summary>
+    /// <summary>How far the reader has got: every record below has been read.</summary>
     public long ScannedUntil
     {
         get
@@ -158,7 +167,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         }
         var delivered = Delivered;
         var deadLettered = DeadLettered;
-        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered - StaleDropped), oldestAge, _breaker.State, _breaker.Opened, WorkerFaults);
+        return new(_tenant.Id, delivered, Retried, deadLettered, Math.Max(0, Interlocked.Read(ref _prepared) - delivered - deadLettered - StaleDropped), oldestAge, _breaker.State, _breaker.Opened, WorkerFaults, _destination.Name);
     }
 
     public void Start()
@@ -186,7 +195,13 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
             {
                 using (owner)
+                {
+                    // Never ahead of the views: a bot answering a message finds its window open, and a status's
+                    // stale verdict is the one the delivery state gave it.
+                    if (_projections.AppliedUntil <= address)
+                        await _projections.WaitBeyondAsync(address, ct).ConfigureAwait(false);
                     Prepare(owner.Memory.Span[..length], address, next);
+                }
                 await _queue.WaitForRoomAsync(ct).ConfigureAwait(false);
             }
             await iter.WaitAsync(ct).ConfigureAwait(false);
@@ -208,7 +223,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             return;
         }
         var stored = StoredPayload.Read(record);
-        if (!stored.Tenant.SequenceEqual(_tenant.IdUtf8))
+        if (!stored.Tenant.SequenceEqual(_tenant.IdUtf8) || (stored.OnlyFor != 0 && stored.OnlyFor != _destination.Id))
         {
             Advance(null, next);
             return;
@@ -230,20 +245,21 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             var index = stored.EventIndexAt(t);
             if (index >= _events.Count)
                 continue;
-            // Every status goes into the delivery state, delivered or not: after a restart the log is read again
-            // from its begin and Apply is idempotent, which rebuilds what the last checkpoint missed.
-            var stale = _events[index].Kind == WebhookEventKind.Status && ApplyStatus(stored.Body, in _events[index], stored.ReceivedUnixMs);
-            if (_outbound is not null && _events[index].Kind == WebhookEventKind.Message)
-                NoteInbound(stored.Body, in _events[index], stored.ReceivedUnixMs);
-            if (_acked.Contains(address, index))
+            if (_acked.Contains(_destination.Id, _destination.IsFirst, address, index) || !_destination.Filter.Matches(stored.Body, in _events[index]))
                 continue;
+            var stale = _events[index].Kind == WebhookEventKind.Status && WasStale(stored.Body, in _events[index]);
             _writer.Reset();
             ForwardPayloadWriter.Write(stored.Body, _events, index, _writer, _layout);
             var payload = ArrayPool<byte>.Shared.Rent(_writer.WrittenCount);
             _writer.WrittenSpan.CopyTo(payload);
             var idLength = EventIdentity.Write(stored.Body, in _events[index], id);
-            var signature = _tenant.ForwardSecret.Length > 0 ? WebhookSignature.Sign(_tenant.ForwardSecret, _writer.WrittenSpan) : null;
-            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, OrderKeys.Of(stored.Body, in _events[index]), stored.ReceivedUnixMs) { Stale = stale };
+            var signature = _secret.Length > 0 ? WebhookSignature.Sign(_secret, _writer.WrittenSpan) : null;
+            var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, OrderKeys.Of(stored.Body, in _events[index]), stored.ReceivedUnixMs)
+            {
+                Stale = stale,
+                Class = Destinations.EventFilter.ClassOf(stored.Body, in _events[index]),
+                Field = _events[index].Field.GetString(stored.Body) ?? "",
+            };
             _ready.Add(item);
             count++;
         }
@@ -262,61 +278,14 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         Advance(tracker, next);
     }
 
-    private bool ApplyStatus(ReadOnlySpan<byte> body, in WebhookEvent e, long receivedUnixMs)
+    /// <summary>The stale verdict the projections gave this status (see <see cref="DeliveryStateStore.WasStale"/>).</summary>
+    private bool WasStale(ReadOnlySpan<byte> body, in WebhookEvent e)
     {
         var status = DeliveryState.ParseStatus(e.Status.RawValue(body));
-        if (status == MessageStatus.None)
-            return false;
         Span<byte> wamid = stackalloc byte[256];
-        if (!e.Id.TryGetUtf8(body, wamid, out var length) || length == 0)
+        if (status == MessageStatus.None || !e.Id.TryGetUtf8(body, wamid, out var length) || length == 0)
             return false;
-        var metaTime = DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body));
-        var stale = _states.Apply(_tenant.IdUtf8, wamid[..length], status, metaTime, receivedUnixMs);
-        // One forward-only rule for both views: a failed that the delivery state found behind it (by Meta's
-        // timestamps) does not move the send either, so /v1/outbound and /v1/messages agree. Other statuses go to the
-        // book even when stale: there the same order holds (only forward), and a replay after a restart can still
-        // put back a step whose record was lost.
-        if (_outbound is not null && !(stale && status == MessageStatus.Failed))
-        {
-            var (code, title) = status == MessageStatus.Failed ? FirstError(e.Errors.Raw(body)) : (0, null);
-            _outbound.OnStatus(_tenant, wamid[..length], status, metaTime, code, title);
-        }
-        return stale;
-    }
-
-    /// <summary><c>errors[0].code</c> and its title (and message) of a failed status, or (0, null).</summary>
-    private static (int Code, string? Title) FirstError(ReadOnlySpan<byte> errors)
-    {
-        if (errors.IsEmpty)
-            return (0, null);
-        try
-        {
-            var reader = new System.Text.Json.Utf8JsonReader(errors);
-            using var doc = System.Text.Json.JsonDocument.ParseValue(ref reader);
-            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Array || doc.RootElement.GetArrayLength() == 0)
-                return (0, null);
-            var first = doc.RootElement[0];
-            var code = first.TryGetProperty("code", out var c) && c.TryGetInt32(out var n) ? n : 0;
-            var title = first.TryGetProperty("title", out var t) ? t.GetString() : null;
-            if (first.TryGetProperty("message", out var m) && m.GetString() is { } message && message != title)
-                title = title is null ? message : $"{title}: {message}";
-            return (code, title);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return (0, null);
-        }
-    }
-
-    /// <summary>Opens (or extends) the customer's 24-hour window, before the message is forwarded to the bot that will answer it.</summary>
-    private void NoteInbound(ReadOnlySpan<byte> body, in WebhookEvent e, long receivedUnixMs)
-    {
-        Span<byte> phone = stackalloc byte[64];
-        Span<byte> from = stackalloc byte[64];
-        if (!e.PhoneNumberId.TryGetUtf8(body, phone, out var p) || !e.From.TryGetUtf8(body, from, out var f))
-            return;
-        var sent = DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body));
-        _outbound!.Windows.Seen(_tenant.IdUtf8, phone[..p], from[..f], sent > 0 ? sent : receivedUnixMs / 1000);
+        return _states.WasStale(_tenant.IdUtf8, wamid[..length], status, DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body)));
     }
 
     private void Advance(BatchTracker? tracker, long next)
@@ -410,8 +379,8 @@ internal sealed class TenantDispatcher : IAsyncDisposable
                     return RetryDelay(item, result);
                 try
                 {
-                    var entry = await _deadLetters.AddAsync(_tenant.Id, item.EventId, item.ReceivedUnixMs, item.Attempts, reason, item.Payload, ct).ConfigureAwait(false);
-                    DispatchLog.DeadLettered(_logger, _tenant.Id, item.EventId, item.Attempts, reason, entry.Id);
+                    var entry = await _deadLetters.AddAsync(_tenant.Id, _destination.Name, item.EventId, item.ReceivedUnixMs, item.Attempts, reason, item.Payload, ct).ConfigureAwait(false);
+                    DispatchLog.DeadLettered(_logger, _tenant.Id, _destination.Name, item.EventId, item.Attempts, reason, entry.Id);
                     deadLettered = true;
                 }
                 catch (IOException ex)
@@ -423,13 +392,13 @@ internal sealed class TenantDispatcher : IAsyncDisposable
             }
         }
 
-        while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex), out _))
+        while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex, _destination.Id), out _))
             await Task.Delay(1, _abort.Token).ConfigureAwait(false);
         item.Batch.CompleteOne();
         var outcome = deadLettered ? "dead_lettered" : dropped ? "stale_dropped" : "delivered";
         Interlocked.Increment(ref deadLettered ? ref _deadLettered : ref dropped ? ref _staleDropped : ref _delivered);
         if (_outcomes.IsEnabled(LogLevel.Information))
-            DispatchLog.Outcome(_outcomes, item.EventId, _tenant.Id, outcome, item.Attempts, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.ReceivedUnixMs);
+            DispatchLog.Outcome(_outcomes, item.EventId, _tenant.Id, _destination.Name, outcome, item.Attempts, _time.GetUtcNow().ToUnixTimeMilliseconds() - item.ReceivedUnixMs);
         return null;
     }
 
@@ -439,7 +408,7 @@ internal sealed class TenantDispatcher : IAsyncDisposable
         var delay = result.RetryAfter is { } ra && ra > TimeSpan.Zero
             ? TimeSpan.FromTicks(Math.Min(ra.Ticks, CircuitBreaker.MaxRetryAfter.Ticks))
             : Backoff.Delay(item.Attempts, _options.InitialBackoff, _options.MaxBackoff);
-        DispatchLog.DeliveryFailed(_logger, _tenant.Id, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
+        DispatchLog.DeliveryFailed(_logger, _tenant.Id, _destination.Name, item.EventId, item.Attempts, result.Detail, (long)delay.TotalMilliseconds);
         return delay;
     }
 
@@ -447,12 +416,12 @@ internal sealed class TenantDispatcher : IAsyncDisposable
     private string? GiveUpReason(ForwardItem item, ForwardResult result)
     {
         if (result.Permanent)
-            return $"refused by the bot: {result.Detail}";
+            return $"refused by {_destination.Name}: {result.Detail}";
         if (_options.MaxAttempts > 0 && item.Attempts >= _options.MaxAttempts)
-            return $"{item.Attempts} attempts (Forward:MaxAttempts); last: {result.Detail}";
+            return $"{item.Attempts} attempts (MaxAttempts); last: {result.Detail}";
         var age = _time.GetUtcNow().ToUnixTimeMilliseconds() - item.ReceivedUnixMs;
         if (age > (long)_options.MaxAge.TotalMilliseconds)
-            return $"older than Forward:MaxAge ({age / 1000} s) after {item.Attempts} attempts; last: {result.Detail}";
+            return $"older than MaxAge ({age / 1000} s) after {item.Attempts} attempts; last: {result.Detail}";
         return null;
     }
 

@@ -1,7 +1,9 @@
 using System.Net.Http.Headers;
 using FastIngest.Ingest;
 
-namespace FastIngest.Dispatch;
+using FastIngest.Dispatch;
+
+namespace FastIngest.Destinations;
 
 /// <summary>
 /// POSTs each event to the tenant's bot as a Meta-shaped webhook with <c>Content-Type: application/json</c>,
@@ -10,7 +12,7 @@ namespace FastIngest.Dispatch;
 /// their <c>Retry-After</c>, seconds or an HTTP date, up to an hour, instead of the backoff); any other 4xx is permanent (the event goes to the dead-letter
 /// queue); a redirect is not followed and is retried, since a bot's webhook URL that moves is a configuration error.
 /// </summary>
-internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan timeout, TimeProvider? time = null) : IForwardTarget
+internal sealed class WebhookTarget(HttpClient client, Uri url, TimeSpan timeout, TimeProvider? time = null) : IForwardTarget
 {
     /// <summary>The header carrying the event id (see <see cref="EventIdentity"/>).</summary>
     public const string EventIdHeader = "X-FastIngest-Event-Id";
@@ -22,11 +24,15 @@ internal sealed class HttpForwardTarget(HttpClient client, Uri url, TimeSpan tim
 
     public string Describe => url.ToString();
 
-    public async ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+    public ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+        => PostAsync(url, item, cancellationToken);
+
+    /// <summary>One attempt of <paramref name="item"/> to <paramref name="to"/> (a route of this target's, e.g. Chatwoot's per-number one).</summary>
+    internal async ValueTask<ForwardResult> PostAsync(Uri to, ForwardItem item, CancellationToken cancellationToken)
     {
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
-        using var request = new HttpRequestMessage(HttpMethod.Post, url)
+        using var request = new HttpRequestMessage(HttpMethod.Post, to)
         {
             Content = new ReadOnlyMemoryContent(item.Payload),
         };
