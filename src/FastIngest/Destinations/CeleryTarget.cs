@@ -65,7 +65,7 @@ internal sealed class CeleryTarget : IForwardTarget
     /// <summary>The protocol-2 body: <c>[[payload], {}, embed]</c>.</summary>
     internal static byte[] Body(ReadOnlySpan<byte> payload)
     {
-        var body = new byte[payload.Length + s_embed.Length + 9];
+        var body = new byte[payload.Length + s_embed.Length + 10]; // "[[" + payload + "], {}, " + embed + "]"
         var at = 0;
         "[["u8.CopyTo(body);
         at += 2;
