@@ -130,6 +130,19 @@ internal struct DeliveryState
         _ => MessageStatus.None,
     };
 
+    /// <summary>
+    /// Reads status event <paramref name="e"/> of <paramref name="body"/>: its status, Meta's <c>timestamp</c> (Unix s)
+    /// and its wamid, unescaped UTF-8 into <paramref name="wamid"/> (256 bytes). False when the status is none of
+    /// Meta's four, or the id is missing, empty or longer than <paramref name="wamid"/>.
+    /// </summary>
+    internal static bool TryReadStatus(ReadOnlySpan<byte> body, in Parsing.WebhookEvent e, Span<byte> wamid, out int wamidLength, out MessageStatus status, out long metaUnixSeconds)
+    {
+        status = ParseStatus(e.Status.RawValue(body));
+        metaUnixSeconds = ParseTimestamp(e.Timestamp.RawValue(body));
+        wamidLength = 0;
+        return status != MessageStatus.None && e.Id.TryGetUtf8(body, wamid, out wamidLength) && wamidLength > 0;
+    }
+
     /// <summary>Meta's <c>timestamp</c> (decimal Unix seconds, in a string or as a number); 0 if it is not one.</summary>
     public static long ParseTimestamp(ReadOnlySpan<byte> digits)
         => digits.Length is > 0 and <= 15 && Utf8Parser.TryParse(digits, out long seconds, out var used) && used == digits.Length && seconds >= 0 ? seconds : 0;

@@ -86,8 +86,29 @@ internal sealed class AmqpConnection(Uri uri, TimeSpan timeout, Func<IChannel, C
         }
     }
 
-    /// <summary>How a failed publish ends the attempt: a nack or a return is a refusal of the broker (retried), no connection a connection failure (retried).</summary>
-    public static Dispatch.ForwardResult Failure(Exception ex) => ex switch
+    /// <summary>
+    /// One delivery attempt that is one publish: <paramref name="body"/> to <paramref name="exchange"/> under
+    /// <paramref name="routingKey"/>, mandatory (an unroutable message is returned, not dropped), delivered once the
+    /// broker confirmed it. A nack or a return is a refusal of the broker, no connection a connection failure: both are
+    /// retried, and a failure other than a refusal drops the channel, so that the next attempt opens a new one.
+    /// </summary>
+    public async ValueTask<Dispatch.ForwardResult> PublishAsync(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var channel = await ChannelAsync(cancellationToken).ConfigureAwait(false);
+            await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, cancellationToken).ConfigureAwait(false);
+            return Dispatch.ForwardResult.Ok;
+        }
+        catch (Exception ex) when (IsAmqpFailure(ex) || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            if (ex is not PublishException)
+                await ResetAsync().ConfigureAwait(false);
+            return Failure(ex);
+        }
+    }
+
+    private static Dispatch.ForwardResult Failure(Exception ex) => ex switch
     {
         PublishException p => new(false, p.IsReturn ? "amqp: returned unroutable (no queue bound for the routing key)" : "amqp: nacked by the broker"),
         BrokerUnreachableException or ConnectFailureException or IOException or System.Net.Sockets.SocketException => new(false, $"amqp: {ex.Message}", ConnectionFailed: true),
@@ -97,7 +118,7 @@ internal sealed class AmqpConnection(Uri uri, TimeSpan timeout, Func<IChannel, C
     };
 
     /// <summary>Whether <paramref name="ex"/> is a failure of the broker or the connection (not a bug of ours).</summary>
-    public static bool IsAmqpFailure(Exception ex)
+    private static bool IsAmqpFailure(Exception ex)
         => ex is RabbitMQClientException or OperationInterruptedException or IOException or System.Net.Sockets.SocketException or TimeoutException;
 
     public async ValueTask DisposeAsync()

@@ -106,7 +106,7 @@ internal sealed class BullMqTarget : IForwardTarget
         return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    public async ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+    public ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
     {
         var jobId = JobId(item.EventId);
         var keys = new RedisKey[8];
@@ -120,16 +120,7 @@ internal sealed class BullMqTarget : IForwardTarget
             Options(jobId, _jobOptions),
             _time.GetUtcNow().ToUnixTimeMilliseconds(),
         ];
-        try
-        {
-            var db = await _redis.DatabaseAsync(cancellationToken).ConfigureAwait(false);
-            await db.ScriptEvaluateAsync(Script, keys, args).WaitAsync(cancellationToken).ConfigureAwait(false);
-            return ForwardResult.Ok;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            return RedisConnection.Failure(ex);
-        }
+        return _redis.WriteAsync((Keys: keys, Args: args), static (db, s) => db.ScriptEvaluateAsync(Script, s.Keys, s.Args), cancellationToken);
     }
 
     public void Dispose() => _redis.Dispose();

@@ -160,20 +160,12 @@ internal sealed class CeleryTarget : IForwardTarget
         ["ignore_result"] = false,
     };
 
-    public async ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+    public ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
     {
         if (_redis is not null)
         {
-            try
-            {
-                var db = await _redis.DatabaseAsync(cancellationToken).ConfigureAwait(false);
-                await db.ListLeftPushAsync(_queue, RedisEnvelope(item.EventId, item.Payload.Span)).WaitAsync(cancellationToken).ConfigureAwait(false);
-                return ForwardResult.Ok;
-            }
-            catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-            {
-                return RedisConnection.Failure(ex);
-            }
+            return _redis.WriteAsync((Queue: _queue, Envelope: RedisEnvelope(item.EventId, item.Payload.Span)),
+                static (db, s) => db.ListLeftPushAsync(s.Queue, s.Envelope), cancellationToken);
         }
         var properties = new BasicProperties
         {
@@ -184,18 +176,7 @@ internal sealed class CeleryTarget : IForwardTarget
             Priority = 0,
             Headers = AmqpHeaders(item.EventId, item.Payload.Span),
         };
-        try
-        {
-            var channel = await _amqp!.ChannelAsync(cancellationToken).ConfigureAwait(false);
-            await channel.BasicPublishAsync(_queue, _queue, mandatory: true, properties, Body(item.Payload.Span), cancellationToken).ConfigureAwait(false);
-            return ForwardResult.Ok;
-        }
-        catch (Exception ex) when (AmqpConnection.IsAmqpFailure(ex) || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
-        {
-            if (ex is not RabbitMQ.Client.Exceptions.PublishException)
-                await _amqp!.ResetAsync().ConfigureAwait(false);
-            return AmqpConnection.Failure(ex);
-        }
+        return _amqp!.PublishAsync(_queue, _queue, properties, Body(item.Payload.Span), cancellationToken);
     }
 
     public void Dispose()

@@ -15,8 +15,9 @@ internal sealed class DestinationSpec
     /// <summary>The name of the destination a tenant without <c>Destinations</c> has (from its <c>Forward</c> keys).</summary>
     public const string ForwardName = "forward";
 
-    private DestinationSpec(string name, DestinationKind kind, DestinationOptions options, ForwardOptions policy, EventFilter filter, string configKey, bool first, string? path)
+    private DestinationSpec(string name, DestinationKind kind, DestinationOptions options, ForwardOptions policy, EventFilter filter, string configKey, bool first, string? path, bool fromForward = false)
     {
+        FromForward = fromForward;
         Name = name;
         NameUtf8 = Encoding.UTF8.GetBytes(name);
         Id = IdOf(name);
@@ -53,6 +54,15 @@ internal sealed class DestinationSpec
     /// <summary>The configuration section, e.g. <c>FastIngest:Tenants:0:Destinations:1</c> (or <c>...:Forward</c>), for error messages.</summary>
     public string ConfigKey { get; }
 
+    /// <summary>Whether this is the destination a tenant without <c>Destinations</c> has, described by its <c>Forward</c> keys.</summary>
+    public bool FromForward { get; }
+
+    /// <summary>
+    /// Whether its deliveries need the change's <c>field</c> as text (<see cref="Dispatch.ForwardItem.Field"/>): only a
+    /// RabbitMQ routing key template with <c>{field}</c> does, so the others do not copy it out per event.
+    /// </summary>
+    public bool NeedsField => Kind == DestinationKind.RabbitMQ && Options.RoutingKey?.Contains("{field}", StringComparison.Ordinal) == true;
+
     /// <summary>Whether this is the tenant's first destination, which also owns acks that name none.</summary>
     public bool IsFirst { get; }
 
@@ -67,7 +77,7 @@ internal sealed class DestinationSpec
     }
 
     /// <summary>
-    /// The destinations of <paramref name="tenant"/> (section <paramref name="key"/>), checked: a tenant without
+    /// The destinations of <paramref name="tenant"/> (section <paramref name="key"/>, <c>FastIngest:Tenants:{i}</c>), checked: a tenant without
     /// <c>Destinations</c> has one, <see cref="ForwardName"/>, from its <c>Forward</c> keys.
     /// </summary>
     /// <exception cref="ConfigurationException">The first bad destination key.</exception>
@@ -81,7 +91,7 @@ internal sealed class DestinationSpec
             var legacy = new DestinationOptions { Name = ForwardName, Kind = string.IsNullOrEmpty(f.Url) ? nameof(DestinationKind.File) : nameof(DestinationKind.Webhook), Url = f.Url, Secret = f.Secret };
             var kind = string.IsNullOrEmpty(f.Url) ? DestinationKind.File : DestinationKind.Webhook;
             return [new DestinationSpec(ForwardName, kind, legacy, legacy.Policy(f), EventFilter.All, $"{key}:Forward", true,
-                kind == DestinationKind.File ? Path.Combine(outDir, tenant.Id + ".jsonl") : null)];
+                kind == DestinationKind.File ? Path.Combine(outDir, tenant.Id + ".jsonl") : null, fromForward: true)];
         }
         var specs = new List<DestinationSpec>(tenant.Destinations.Count);
         var ids = new Dictionary<uint, string>();

@@ -120,7 +120,7 @@ public sealed class EventFilter
     {
         WebhookEventKind.Message => EventClass.Message,
         WebhookEventKind.Status => EventClass.Status,
-        _ when e.Field.RawValue(body).SequenceEqual("fastingest_outbound"u8) => EventClass.Lifecycle,
+        _ when e.Field.RawValue(body).SequenceEqual(Outbound.LifecycleEvent.FieldUtf8) => EventClass.Lifecycle,
         _ => EventClass.Change,
     };
 

@@ -49,7 +49,7 @@ internal sealed class RabbitMqTarget : IForwardTarget
     internal static string BindingPattern(string template)
         => System.Text.RegularExpressions.Regex.Replace(template, @"\{[a-z]+\}", "*");
 
-    public async ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+    public ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
     {
         var properties = new BasicProperties
         {
@@ -59,19 +59,7 @@ internal sealed class RabbitMqTarget : IForwardTarget
             MessageId = item.EventId,
             Headers = new Dictionary<string, object?> { ["x-fastingest-tenant"] = Encoding.UTF8.GetBytes(_tenant) },
         };
-        try
-        {
-            var channel = await _amqp.ChannelAsync(cancellationToken).ConfigureAwait(false);
-            var key = RoutingKey(_routingKey, _tenant, item.Class, item.Field);
-            await channel.BasicPublishAsync(_exchange, key, mandatory: true, properties, item.Payload, cancellationToken).ConfigureAwait(false);
-            return ForwardResult.Ok;
-        }
-        catch (Exception ex) when (AmqpConnection.IsAmqpFailure(ex) || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
-        {
-            if (ex is not RabbitMQ.Client.Exceptions.PublishException)
-                await _amqp.ResetAsync().ConfigureAwait(false);
-            return AmqpConnection.Failure(ex);
-        }
+        return _amqp.PublishAsync(_exchange, RoutingKey(_routingKey, _tenant, item.Class, item.Field), properties, item.Payload, cancellationToken);
     }
 
     public void Dispose() => _amqp.Dispose();

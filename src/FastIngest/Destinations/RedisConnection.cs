@@ -41,8 +41,26 @@ internal sealed class RedisConnection(string configuration, TimeSpan timeout) : 
         }
     }
 
-    /// <summary>How a failed Redis call ends the attempt: every failure is retried; no answer at all is a connection failure.</summary>
-    public static Dispatch.ForwardResult Failure(Exception ex) => ex switch
+    /// <summary>
+    /// One delivery attempt that is one Redis write (<paramref name="write"/> on the database, with
+    /// <paramref name="state"/>): delivered when Redis answered it; a failed or timed-out write is retried, and no
+    /// answer at all is a connection failure.
+    /// </summary>
+    public async ValueTask<Dispatch.ForwardResult> WriteAsync<TState>(TState state, Func<IDatabase, TState, Task> write, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var db = await DatabaseAsync(cancellationToken).ConfigureAwait(false);
+            await write(db, state).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return Dispatch.ForwardResult.Ok;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return Failure(ex);
+        }
+    }
+
+    private static Dispatch.ForwardResult Failure(Exception ex) => ex switch
     {
         RedisConnectionException => new(false, $"redis: {ex.Message}", ConnectionFailed: true),
         RedisTimeoutException => new(false, "redis: timed out"),

@@ -13,7 +13,7 @@ internal sealed class RedisStreamTarget(RedisConnection redis, string stream, lo
 {
     public string Describe => $"redis-stream {redis.Describe} {stream}";
 
-    public async ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
+    public ValueTask<ForwardResult> SendAsync(ForwardItem item, CancellationToken cancellationToken)
     {
         NameValueEntry[] fields =
         [
@@ -22,16 +22,8 @@ internal sealed class RedisStreamTarget(RedisConnection redis, string stream, lo
             new("kind", EventFilter.Name(item.Class)),
             new("payload", item.Payload),
         ];
-        try
-        {
-            var db = await redis.DatabaseAsync(cancellationToken).ConfigureAwait(false);
-            await db.StreamAddAsync(stream, fields, maxLength: maxLength > 0 ? maxLength : null, useApproximateMaxLength: true).WaitAsync(cancellationToken).ConfigureAwait(false);
-            return ForwardResult.Ok;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            return RedisConnection.Failure(ex);
-        }
+        return redis.WriteAsync((Stream: stream, Fields: fields, MaxLength: maxLength > 0 ? maxLength : (long?)null),
+            static (db, s) => db.StreamAddAsync(s.Stream, s.Fields, maxLength: s.MaxLength, useApproximateMaxLength: true), cancellationToken);
     }
 
     public void Dispose() => redis.Dispose();

@@ -52,19 +52,19 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     private readonly CancellationTokenSource _abort = new();
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(5);
     private readonly ForwardOptions _options;
+    private readonly bool _needsField;
     private long _scannedUntil;
     private long _delivered;
     private long _deadLettered;
     private long _prepared;
     private long _retried;
     private long _staleDropped;
-    private long _faults;
-    private (long AtUnixMs, string What)? _lastFault;
+    private readonly Internal.FaultMemory _faults;
     private Task _running = Task.CompletedTask;
     private static readonly TimeSpan s_restartDelay = TimeSpan.FromSeconds(1);
 
     /// <summary>How long <c>/readyz</c> shows a reader or worker fault after it happened: 5 minutes.</summary>
-    public static readonly TimeSpan FaultVisibleFor = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan FaultVisibleFor = Internal.FaultMemory.VisibleFor;
 
     public DestinationDispatcher(Tenant tenant, Destinations.DestinationSpec destination, EventLog log, Projections.ProjectionFollower projections, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger)
     {
@@ -80,9 +80,11 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
         _target = target;
         _acked = acked;
         _time = time;
+        _faults = new Internal.FaultMemory(time);
         _logger = logger;
         _outcomes = eventsLogger;
         _options = destination.Policy;
+        _needsField = destination.NeedsField;
         _scannedUntil = startAddress;
         _queue = new KeyOrderedQueue((int)Math.Min(int.MaxValue, (long)_options.QueueCapacity * _options.Concurrency), time);
     }
@@ -105,25 +107,17 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     public long StaleDropped => Interlocked.Read(ref _staleDropped);
 
     /// <summary>Unexpected exceptions caught in the reader or a worker since start (each one restarted what failed).</summary>
-    public long WorkerFaults => Interlocked.Read(ref _faults);
+    public long WorkerFaults => _faults.Count;
 
     /// <summary>
-    /// The last reader or worker fault while it is less than <see cref="FaultVisibleFor"/> old: "{n} faults, last
+    /// The last reader or worker fault while it is less than <see cref="FaultVisibleFor"/> old: "{n} dispatch faults, last
     /// {s} s ago: {what}"; null otherwise.
     /// </summary>
-    public string? RecentFault()
-    {
-        var fault = _lastFault;
-        if (fault is not { } f)
-            return null;
-        var age = _time.GetUtcNow().ToUnixTimeMilliseconds() - f.AtUnixMs;
-        return age > FaultVisibleFor.TotalMilliseconds ? null : $"{WorkerFaults} dispatch faults, last {age / 1000} s ago: {f.What}";
-    }
+    public string? RecentFault() => _faults.Recent("dispatch faults");
 
     private void Fault(string where, Exception ex)
     {
-        Interlocked.Increment(ref _faults);
-        _lastFault = (_time.GetUtcNow().ToUnixTimeMilliseconds(), $"{where}: {ex.GetType().Name}: {ex.Message}");
+        _faults.Record(where, ex);
         DispatchLog.WorkerFault(_logger, ex, _tenant.Id, where);
     }
 
@@ -258,7 +252,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
             {
                 Stale = stale,
                 Class = Destinations.EventFilter.ClassOf(stored.Body, in _events[index]),
-                Field = _events[index].Field.GetString(stored.Body) ?? "",
+                Field = _needsField ? _events[index].Field.GetString(stored.Body) ?? "" : "",
             };
             _ready.Add(item);
             count++;
@@ -281,11 +275,9 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     /// <summary>The stale verdict the projections gave this status (see <see cref="DeliveryStateStore.WasStale"/>).</summary>
     private bool WasStale(ReadOnlySpan<byte> body, in WebhookEvent e)
     {
-        var status = DeliveryState.ParseStatus(e.Status.RawValue(body));
         Span<byte> wamid = stackalloc byte[256];
-        if (status == MessageStatus.None || !e.Id.TryGetUtf8(body, wamid, out var length) || length == 0)
-            return false;
-        return _states.WasStale(_tenant.IdUtf8, wamid[..length], status, DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body)));
+        return DeliveryState.TryReadStatus(body, in e, wamid, out var length, out var status, out var metaTime)
+            && _states.WasStale(_tenant.IdUtf8, wamid[..length], status, metaTime);
     }
 
     private void Advance(BatchTracker? tracker, long next)

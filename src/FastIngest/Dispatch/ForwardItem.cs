@@ -63,7 +63,10 @@ internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload
     /// <summary>What the event is (the <c>{kind}</c> of BullMQ job names and RabbitMQ routing keys).</summary>
     public Destinations.EventClass Class { get; init; } = Destinations.EventClass.Change;
 
-    /// <summary>The change's <c>field</c> (<c>messages</c> for messages and statuses; the <c>{field}</c> of RabbitMQ routing keys).</summary>
+    /// <summary>
+    /// The change's <c>field</c> (<c>messages</c> for messages and statuses; the <c>{field}</c> of RabbitMQ routing
+    /// keys), set only for a destination that uses it (<see cref="Destinations.DestinationSpec.NeedsField"/>); "" otherwise.
+    /// </summary>
     public string Field { get; init; } = "";
 
     public void ReleasePayload()

@@ -21,8 +21,6 @@ namespace FastIngest.Dispatch;
 /// </remarks>
 internal static class OrderKeys
 {
-    private static ReadOnlySpan<byte> LifecycleField => "fastingest_outbound"u8;
-
     private static ReadOnlySpan<byte> To => "to"u8;
 
     /// <summary>The key of <paramref name="e"/>, an event parsed from <paramref name="body"/>.</summary>
@@ -30,7 +28,7 @@ internal static class OrderKeys
     {
         WebhookEventKind.Message => Hash(e.From.RawValue(body)),
         WebhookEventKind.Status => Hash(e.RecipientId.RawValue(body)),
-        _ when e.Field.ValueEquals(body, LifecycleField) => Hash(TopLevelString(e.Value.Raw(body), To)),
+        _ when e.Field.ValueEquals(body, Outbound.LifecycleEvent.FieldUtf8) => Hash(TopLevelString(e.Value.Raw(body), To)),
         _ => 0,
     };
 

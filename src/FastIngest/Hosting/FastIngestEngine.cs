@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text;
 using FastIngest.Configuration;
 using FastIngest.Delivery;
@@ -118,9 +119,10 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         _projections = new Projections.ProjectionFollower(_log, Tenants, _states, Outbound, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Projections"));
         // One breaker per destination address: tenants delivering to the same bot URL (or broker) share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
-        foreach (var tenant in Tenants.All)
+        for (var i = 0; i < options.Tenants.Count; i++)
         {
-            foreach (var destination in Destinations.DestinationSpec.Resolve(tenant.Options, "FastIngest:Tenants", dataDir))
+            var tenant = Tenants.Find(options.Tenants[i].Id.AsSpan())!;
+            foreach (var destination in Destinations.DestinationSpec.Resolve(tenant.Options, string.Create(CultureInfo.InvariantCulture, $"{FastIngestOptions.SectionName}:Tenants:{i}"), dataDir))
             {
                 var target = Destinations.DestinationTargets.Create(tenant, destination, _http, _time, loggerFactory);
                 if (faults is not null)
@@ -236,6 +238,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             if (paused)
                 reasons.Add($"tenant {tenant}: sends paused, Meta refused the access token (code 190); {queued} sends wait");
         }
+        if (_projections.RecentFault() is { } projectionFault)
+            reasons.Add($"projections (delivery state, windows, send statuses): {projectionFault}");
         foreach (var d in _dispatchers)
         {
             var who = d.Destination.Name == Destinations.DestinationSpec.ForwardName ? $"tenant {d.Tenant.Id}" : $"tenant {d.Tenant.Id}, destination {d.Destination.Name}";
@@ -244,7 +248,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             var stats = d.Stats();
             var limit = d.Destination.Policy.MaxBacklogAge;
             if (stats.OldestUnforwardedAgeSeconds > limit.TotalSeconds)
-                reasons.Add($"{who}: oldest undelivered event is {stats.OldestUnforwardedAgeSeconds:0} s old, over {d.Destination.ConfigKey.Split(':')[^1] switch { "Forward" => "Forward:", _ => "" }}MaxBacklogAge {limit.TotalSeconds:0} s ({stats.BacklogEvents} events waiting)");
+                reasons.Add($"{who}: oldest undelivered event is {stats.OldestUnforwardedAgeSeconds:0} s old, over {(d.Destination.FromForward ? "Forward:" : "")}MaxBacklogAge {limit.TotalSeconds:0} s ({stats.BacklogEvents} events waiting)");
         }
         return reasons;
     }
@@ -540,7 +544,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             // Every status below this was applied to the delivery-state store before its checkpoint.
             var applied = _projections.AppliedUntil;
             await _states.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-            // After the dispatchers' ScannedUntil was read: the steps those statuses made are committed before the log is cut.
+            // After the projections' AppliedUntil was read: the steps those statuses made are committed before the log is cut.
             await Outbound.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             var until = Math.Min(Math.Min(replayFrom, applied), _orphanCap);
             foreach (var d in _dispatchers)

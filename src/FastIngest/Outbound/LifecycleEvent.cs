@@ -15,6 +15,9 @@ internal static class LifecycleEvent
     /// <summary>The <c>field</c> of lifecycle events.</summary>
     public const string Field = "fastingest_outbound";
 
+    /// <summary><see cref="Field"/> as UTF-8.</summary>
+    public static ReadOnlySpan<byte> FieldUtf8 => "fastingest_outbound"u8;
+
     /// <summary>The body of <paramref name="step"/>'s event, with the send as it is right after that step (its wamid, its attempts so far).</summary>
     public static byte[] Body(OutboundMessage message, OutboundStep step)
     {

@@ -33,7 +33,7 @@ internal sealed class ProjectionFollower : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private TaskCompletionSource _advanced = NewSignal();
     private long _appliedUntil;
-    private long _faults;
+    private readonly Internal.FaultMemory _faults;
     private Task _running = Task.CompletedTask;
     private static readonly TimeSpan s_restartDelay = TimeSpan.FromSeconds(1);
 
@@ -46,13 +46,17 @@ internal sealed class ProjectionFollower : IAsyncDisposable
         _time = time;
         _logger = logger;
         _appliedUntil = startAddress;
+        _faults = new Internal.FaultMemory(time);
     }
 
     /// <summary>Every record below this address has been applied to the views.</summary>
     public long AppliedUntil => Interlocked.Read(ref _appliedUntil);
 
     /// <summary>Unexpected exceptions caught in the reader since start.</summary>
-    public long Faults => Interlocked.Read(ref _faults);
+    public long Faults => _faults.Count;
+
+    /// <summary>The last fault of the reader while it is recent (see <see cref="Internal.FaultMemory.Recent"/>), for <c>/readyz</c>; null otherwise.</summary>
+    public string? RecentFault() => _faults.Recent("projection faults");
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -72,7 +76,7 @@ internal sealed class ProjectionFollower : IAsyncDisposable
     public void Start()
         => _running = Task.Run(() => Internal.Supervised.RunAsync(ReadLoopAsync, ex =>
         {
-            Interlocked.Increment(ref _faults);
+            _faults.Record("reader", ex);
             DispatchLog.WorkerFault(_logger, ex, "*", "projections");
         }, s_restartDelay, _time, _stop.Token));
 
@@ -126,13 +130,9 @@ internal sealed class ProjectionFollower : IAsyncDisposable
 
     private void ApplyStatus(Tenant tenant, Outbound.OutboundService? outbound, ReadOnlySpan<byte> body, in WebhookEvent e, long receivedUnixMs)
     {
-        var status = DeliveryState.ParseStatus(e.Status.RawValue(body));
-        if (status == MessageStatus.None)
-            return;
         Span<byte> wamid = stackalloc byte[256];
-        if (!e.Id.TryGetUtf8(body, wamid, out var length) || length == 0)
+        if (!DeliveryState.TryReadStatus(body, in e, wamid, out var length, out var status, out var metaTime))
             return;
-        var metaTime = DeliveryState.ParseTimestamp(e.Timestamp.RawValue(body));
         var stale = _states.Apply(tenant.IdUtf8, wamid[..length], status, metaTime, receivedUnixMs);
         // One forward-only rule for both views: a failed that the delivery state found behind it (by Meta's
         // timestamps) does not move the send either, so /v1/outbound and /v1/messages agree. Other statuses go to the

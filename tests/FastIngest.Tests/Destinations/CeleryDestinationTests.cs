@@ -8,6 +8,7 @@ namespace FastIngest.Tests.Destinations;
 /// rabbitmq-server: every event of the real payloads runs the task once, with the Meta-shaped payload as its argument
 /// and the event id as <c>self.request.id</c>.
 /// </summary>
+[Collection(nameof(RunsAlone))] // brokers and workers starting (an Erlang VM, Node, Python) load both cores for seconds
 public sealed class CeleryDestinationTests
 {
     [Fact]

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 
 namespace FastIngest.Tests.Support;
 
@@ -46,7 +45,7 @@ internal sealed class ServerProcessHost : IDisposable
 
     public static async Task<ServerProcessHost> StartAsync(IEnumerable<string> settings, IDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
-        var port = FreePort();
+        var port = ChildProcess.FreePort();
         var url = new Uri($"http://127.0.0.1:{port}");
         var dll = Path.Combine(AppContext.BaseDirectory, "FastIngest.Server.dll");
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
@@ -128,13 +127,6 @@ internal sealed class ServerProcessHost : IDisposable
     {
         _process.Kill();
         _process.WaitForExit();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public void Dispose()

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace FastIngest.Tests.Support;
@@ -11,11 +10,9 @@ namespace FastIngest.Tests.Support;
 /// </summary>
 internal sealed class WhatsAppApiJsBot : IDisposable
 {
-    private readonly Process _process;
     private readonly ConcurrentQueue<(string? EventId, int Status)> _answers = new();
     private readonly SemaphoreSlim _answered = new(0);
-
-    private WhatsAppApiJsBot(Process process) => _process = process;
+    private ChildProcess _process = null!;
 
     public string Url { get; private set; } = "";
 
@@ -27,31 +24,25 @@ internal sealed class WhatsAppApiJsBot : IDisposable
         var dir = Path.Combine(RepoPaths.Root, "tests", "FastIngest.Tests", "Bots");
         if (!Directory.Exists(Path.Combine(dir, "node_modules", "whatsapp-api-js")))
             throw new InvalidOperationException($"whatsapp-api-js is not installed in {dir}: run scripts/install-test-deps.sh");
-        var psi = new ProcessStartInfo("node") { WorkingDirectory = dir, UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        psi.ArgumentList.Add("wajs-bot.mjs");
-        psi.ArgumentList.Add(appSecret);
-        var process = Process.Start(psi)!;
-        var bot = new WhatsAppApiJsBot(process);
-        var listening = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        process.ErrorDataReceived += (_, _) => { };
-        process.OutputDataReceived += (_, e) =>
+        var bot = new WhatsAppApiJsBot();
+        bot._process = ChildProcess.Start("node", ["wajs-bot.mjs", appSecret], dir, onStdout: line =>
         {
-            if (e.Data is not { Length: > 0 } line)
-                return;
-            if (line.StartsWith("listening ", StringComparison.Ordinal))
-            {
-                listening.TrySetResult(line["listening ".Length..]);
-                return;
-            }
             if (!line.StartsWith('{'))
                 return;
             using var doc = JsonDocument.Parse(line);
             bot._answers.Enqueue((doc.RootElement.GetProperty("eventId").GetString(), doc.RootElement.GetProperty("status").GetInt32()));
             bot._answered.Release();
-        };
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        var port = await listening.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        });
+        try
+        {
+            await bot._process.WaitForLineAsync(l => l.StartsWith("listening ", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        }
+        catch
+        {
+            bot.Dispose();
+            throw;
+        }
+        var port = bot._process.Stdout.First(l => l.StartsWith("listening ", StringComparison.Ordinal))["listening ".Length..];
         bot.Url = $"http://127.0.0.1:{port}/webhook";
         return bot;
     }
@@ -71,12 +62,7 @@ internal sealed class WhatsAppApiJsBot : IDisposable
 
     public void Dispose()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill();
-            _process.WaitForExit();
-        }
-        _process.Dispose();
+        _process?.Dispose();
         _answered.Dispose();
     }
 }

@@ -23,7 +23,7 @@ public sealed class HealthAndMetricsTests
         await server.PostAsync("t1", Payloads.Statuses(("wamid.S1", "sent", "1555"), ("wamid.S1", "delivered", "1555")), "app-secret");
         await server.PostAsync("t1", Payloads.Text("wamid.BAD"), "wrong-secret");
         await bot.WaitForDeliveredAsync(3);
-        await WaitUntil(async () => Value(await Metrics(server), "fastingest_events_forwarded_total", "tenant=\"t1\",destination=\"forward\"") == 3);
+        await Eventually.TrueAsync(async () => Value(await Metrics(server), "fastingest_events_forwarded_total", "tenant=\"t1\",destination=\"forward\"") == 3, seconds: 20);
 
         var text = await Metrics(server);
         Assert.Equal(3, Value(text, "fastingest_requests_total", "tenant=\"t1\",result=\"accepted\""));
@@ -59,7 +59,7 @@ public sealed class HealthAndMetricsTests
         Assert.Equal(HttpStatusCode.OK, (await server.Client.GetAsync("/readyz")).StatusCode);
 
         await server.PostAsync("t1", Payloads.Text("wamid.STUCK"), "app-secret");
-        await WaitUntil(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable);
+        await Eventually.TrueAsync(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable, seconds: 20);
         var body = await server.Client.GetStringAsync("/healthz");
         Assert.Equal("ok", body.Trim());
         var ready = await server.Client.GetAsync("/readyz");
@@ -68,7 +68,7 @@ public sealed class HealthAndMetricsTests
 
         bot.Respond = _ => 200;
         await bot.WaitForDeliveredAsync(1);
-        await WaitUntil(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK);
+        await Eventually.TrueAsync(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, seconds: 20);
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class HealthAndMetricsTests
         var ballast = Path.Combine(dir.Path, "ballast");
         using (var f = File.Create(ballast))
             f.SetLength(quota); // sparse: counted at its length, costs no disk
-        await WaitUntil(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable);
+        await Eventually.TrueAsync(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable, seconds: 20);
         var ready = await server.Client.GetAsync("/readyz");
         Assert.Contains("over Storage:MaxDiskBytes", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
@@ -94,7 +94,7 @@ public sealed class HealthAndMetricsTests
 
         // Refused, not recorded (Meta keeps it and retries): back under the quota, a sentinel arrives and it does not.
         File.Delete(ballast);
-        await WaitUntil(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK);
+        await Eventually.TrueAsync(async () => (await server.Client.GetAsync("/readyz")).StatusCode == HttpStatusCode.OK, seconds: 20);
         Assert.Equal(HttpStatusCode.OK, (await server.PostAsync("t1", Payloads.Text("wamid.SENTINEL"), "app-secret")).StatusCode);
         await bot.WaitForEventAsync("msg:wamid.SENTINEL");
         Assert.DoesNotContain(bot.Requests, r => r.EventId == "msg:wamid.FULL");
@@ -113,16 +113,6 @@ public sealed class HealthAndMetricsTests
         var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(labels is null ? name + " " : name + "{" + labels + "}", StringComparison.Ordinal));
         Assert.True(line is not null, $"no {name}{{{labels}}} in:\n{text}");
         return double.Parse(line![(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static async Task WaitUntil(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached in 20 s");
-            await Task.Delay(50);
-        }
     }
 
     private static string FindPromtool()
