@@ -7,9 +7,9 @@ namespace FastIngest.Server;
 /// <c>fastingest deadletters ...</c> and <c>fastingest quarantine ...</c>: the dead-letter queue and the quarantine
 /// of a running server, through its admin API.
 /// <code>
-/// fastingest deadletters|quarantine list    [--tenant T]
+/// fastingest deadletters|quarantine list    [--tenant T] [--destination D]
 /// fastingest deadletters|quarantine show    ID
-/// fastingest deadletters|quarantine replay  [--tenant T | --id ID]     (no filter: all)
+/// fastingest deadletters|quarantine replay  [--tenant T [--destination D] | --id ID]     (no filter: all)
 /// fastingest deadletters|quarantine discard ID
 /// fastingest damage list|clear                                     (damage start-up found; clear once handled)
 ///   --url URL      the server (default http://localhost:5000, or FASTINGEST_URL)
@@ -29,7 +29,7 @@ public static class AdminCli
     /// <summary>The first argument that selects the damage report: <c>fastingest damage list|clear</c>.</summary>
     public const string DamageCommand = "damage";
 
-    private const string Usage = "usage: fastingest deadletters|quarantine list [--tenant T] | show ID | replay [--tenant T | --id ID] | discard ID; fastingest damage list | clear  [--url URL] [--token TOKEN]";
+    private const string Usage = "usage: fastingest deadletters|quarantine list [--tenant T] [--destination D] | show ID | replay [--tenant T [--destination D] | --id ID] | discard ID; fastingest damage list | clear  [--url URL] [--token TOKEN]";
 
     /// <summary>Runs one dead-letter command; writes the JSON answer to <paramref name="output"/>.</summary>
     public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error) => RunAsync(Command, args, output, error);
@@ -67,7 +67,16 @@ public static class AdminCli
             return Fail(error, $"--url '{url}' is not an absolute URL");
 
         var tenant = named.GetValueOrDefault("--tenant");
-        var query = tenant is null ? "" : "?tenant=" + Uri.EscapeDataString(tenant);
+        // --destination: one destination's dead letters (its name under Tenants:{i}:Destinations; "forward" for a tenant without them).
+        var destination = named.GetValueOrDefault("--destination");
+        if (destination is not null && resource != Command)
+            return Fail(error, "--destination applies to deadletters only");
+        var filters = new List<string>(2);
+        if (tenant is not null)
+            filters.Add("tenant=" + Uri.EscapeDataString(tenant));
+        if (destination is not null)
+            filters.Add("destination=" + Uri.EscapeDataString(destination));
+        var query = filters.Count == 0 ? "" : "?" + string.Join('&', filters);
         HttpMethod method;
         string path;
         switch (positional.FirstOrDefault())
@@ -89,8 +98,8 @@ public static class AdminCli
             case "replay" when positional.Count == 1:
                 if (named.TryGetValue("--id", out var id))
                 {
-                    if (!IsId(id) || tenant is not null)
-                        return Fail(error, "replay takes --tenant or one numeric --id, not both");
+                    if (!IsId(id) || tenant is not null || destination is not null)
+                        return Fail(error, "replay takes --tenant (and --destination) or one numeric --id, not both");
                     query = "?id=" + id;
                 }
                 (method, path) = (HttpMethod.Post, $"/admin/{resource}/replay" + query);

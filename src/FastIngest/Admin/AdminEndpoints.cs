@@ -16,10 +16,12 @@ namespace FastIngest.Admin;
 /// The operator's HTTP API, guarded by <c>Authorization: Bearer {FastIngest:AdminToken}</c> (401 without it; every
 /// route answers 404 while no token is configured). JSON in, JSON out:
 /// <list type="bullet">
-/// <item><c>GET /admin/deadletters[?tenant=T]</c>: <c>{"count":n,"items":[entry...]}</c>, oldest first, where an entry is
-/// <c>{"id","tenant","eventId","attempts","reason","receivedAt","deadLetteredAt","payloadBytes"}</c> (times ISO 8601 UTC).</item>
+/// <item><c>GET /admin/deadletters[?tenant=T][&amp;destination=D]</c>: <c>{"count":n,"items":[entry...]}</c>, oldest first, where an entry is
+/// <c>{"id","tenant","destination","eventId","attempts","reason","receivedAt","deadLetteredAt","payloadBytes"}</c> (times ISO 8601 UTC;
+/// <c>destination</c> is the name of the destination that gave up, <c>forward</c> for a tenant without <c>Destinations</c>).</item>
 /// <item><c>GET /admin/deadletters/{id}</c>: the entry plus <c>"payload"</c>, the JSON that was forwarded; 404 if not open.</item>
-/// <item><c>POST /admin/deadletters/replay[?tenant=T | ?id=N]</c>: puts entries back for delivery; <c>{"replayed":n}</c>.</item>
+/// <item><c>POST /admin/deadletters/replay[?tenant=T[&amp;destination=D] | ?id=N]</c>: puts entries back for delivery to the
+/// destination that gave up on each, and to no other; <c>{"replayed":n}</c>.</item>
 /// <item><c>DELETE /admin/deadletters/{id}</c>: discards one; <c>{"discarded":1}</c>, 404 if not open.</item>
 /// <item><c>GET /admin/quarantine[?tenant=T]</c>: open quarantined payloads, <c>{"count","items":[{"id","tenant","reason","receivedAt","payloadBytes"}]}</c>;
 /// <c>GET /admin/quarantine/{id}</c> adds <c>"payloadBase64"</c> and, when it is UTF-8, <c>"payloadText"</c>;

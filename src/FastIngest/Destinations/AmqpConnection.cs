@@ -54,10 +54,14 @@ internal sealed class AmqpConnection(Uri uri, TimeSpan timeout, Func<IChannel, C
         }
     }
 
-    /// <summary>Forgets a channel that failed, so that the next attempt opens a new one.</summary>
+    /// <summary>
+    /// Forgets a channel that failed, so that the next attempt opens a new one. Waits at most the attempt
+    /// <c>Timeout</c> for another attempt that is connecting (which replaces the channel anyway).
+    /// </summary>
     public async Task ResetAsync()
     {
-        await _gate.WaitAsync().ConfigureAwait(false);
+        if (!await _gate.WaitAsync(timeout).ConfigureAwait(false))
+            return;
         try
         {
             await DropAsync().ConfigureAwait(false);
@@ -68,21 +72,34 @@ internal sealed class AmqpConnection(Uri uri, TimeSpan timeout, Func<IChannel, C
         }
     }
 
+    /// <summary>
+    /// Closes the channel and the connection without waiting on the broker: the connection is aborted (no close
+    /// handshake: after a broker died or was cut off, nobody would answer it), and each step is given at most the
+    /// attempt <c>Timeout</c>, so a dead peer never holds the gate, and with it every later attempt.
+    /// </summary>
     private async Task DropAsync()
     {
         var channel = _channel;
         var connection = _connection;
         _channel = null;
         _connection = null;
+        if (connection is not null)
+            await Bounded(connection.AbortAsync(Constants.ReplySuccess, "fastingest: dropping a failed connection", timeout)).ConfigureAwait(false);
+        if (channel is not null)
+            await Bounded(channel.DisposeAsync().AsTask()).ConfigureAwait(false);
+        if (connection is not null)
+            await Bounded(connection.DisposeAsync().AsTask()).ConfigureAwait(false);
+    }
+
+    private async Task Bounded(Task step)
+    {
         try
         {
-            if (channel is not null)
-                await channel.DisposeAsync().ConfigureAwait(false);
-            if (connection is not null)
-                await connection.DisposeAsync().ConfigureAwait(false);
+            await step.WaitAsync(timeout).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RabbitMQClientException or OperationInterruptedException or IOException or ObjectDisposedException)
+        catch (Exception ex) when (ex is RabbitMQClientException or OperationInterruptedException or IOException or ObjectDisposedException or TimeoutException or OperationCanceledException)
         {
+            // Abandoned: the client's own I/O loop ends with the socket.
         }
     }
 
@@ -90,14 +107,19 @@ internal sealed class AmqpConnection(Uri uri, TimeSpan timeout, Func<IChannel, C
     /// One delivery attempt that is one publish: <paramref name="body"/> to <paramref name="exchange"/> under
     /// <paramref name="routingKey"/>, mandatory (an unroutable message is returned, not dropped), delivered once the
     /// broker confirmed it. A nack or a return is a refusal of the broker, no connection a connection failure: both are
-    /// retried, and a failure other than a refusal drops the channel, so that the next attempt opens a new one.
+    /// retried, and a failure other than a refusal drops the channel, so that the next attempt opens a new one. The
+    /// whole attempt (connecting, declaring, publishing and waiting for the confirm) has the destination's
+    /// <c>Timeout</c>: a confirm that never comes (a broker that died or hung with the publish in flight) is a
+    /// timed-out attempt, retried on a new channel, never a delivery worker waiting forever.
     /// </summary>
     public async ValueTask<Dispatch.ForwardResult> PublishAsync(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
+        using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        attempt.CancelAfter(timeout);
         try
         {
-            var channel = await ChannelAsync(cancellationToken).ConfigureAwait(false);
-            await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, cancellationToken).ConfigureAwait(false);
+            var channel = await ChannelAsync(attempt.Token).ConfigureAwait(false);
+            await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, attempt.Token).ConfigureAwait(false);
             return Dispatch.ForwardResult.Ok;
         }
         catch (Exception ex) when (IsAmqpFailure(ex) || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
@@ -113,7 +135,7 @@ internal sealed class AmqpConnection(Uri uri, TimeSpan timeout, Func<IChannel, C
         PublishException p => new(false, p.IsReturn ? "amqp: returned unroutable (no queue bound for the routing key)" : "amqp: nacked by the broker"),
         BrokerUnreachableException or ConnectFailureException or IOException or System.Net.Sockets.SocketException => new(false, $"amqp: {ex.Message}", ConnectionFailed: true),
         AlreadyClosedException or OperationInterruptedException => new(false, $"amqp: {ex.Message}", ConnectionFailed: true),
-        OperationCanceledException or TimeoutException => new(false, "amqp: timed out"),
+        OperationCanceledException or TimeoutException => new(false, "amqp: timed out (no connection, or no confirm, within Timeout)"),
         _ => new(false, $"amqp: {ex.GetType().Name}: {ex.Message}"),
     };
 

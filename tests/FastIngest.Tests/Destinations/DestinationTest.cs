@@ -70,6 +70,22 @@ internal static class DestinationTest
         return int.Parse(line[prefix.Length..], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Events destination <paramref name="destination"/> of <paramref name="tenant"/> finished as delivered (<c>fastingest_events_forwarded_total</c>).</summary>
+    public static async Task<long> ForwardedAsync(IngestServer server, string tenant, string destination)
+    {
+        var prefix = $"fastingest_events_forwarded_total{{tenant=\"{tenant}\",destination=\"{destination}\"}} ";
+        var line = (await server.Client.GetStringAsync("/metrics")).Split('\n').SingleOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line[prefix.Length..], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>What the server says of one destination: its metric lines and its open dead letters (for a failing wait).</summary>
+    public static async Task<string> DescribeAsync(IngestServer server, string tenant, string destination)
+    {
+        var metrics = (await server.Client.GetStringAsync("/metrics")).Split('\n').Where(l => l.Contains($"destination=\"{destination}\"", StringComparison.Ordinal));
+        var letters = server.Engine.DeadLetters.List(tenant, destination).Select(d => $"dead letter {d.EventId}: {d.Reason}");
+        return string.Join('\n', ["", .. metrics, .. letters.Take(10), .. server.Engine.NotReadyReasons()]);
+    }
+
     /// <summary>
     /// Waits until the reference bot has every accepted event, each exactly once, and returns them: event id to
     /// payload (as JSON).

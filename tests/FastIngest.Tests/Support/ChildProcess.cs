@@ -114,6 +114,35 @@ internal sealed class ChildProcess : IDisposable
         _process.WaitForExit();
     }
 
+    /// <summary>
+    /// Sends <paramref name="signal"/> (<c>STOP</c>, <c>CONT</c>) to the process and every descendant (found through
+    /// <c>/proc/*/stat</c>): SIGSTOP freezes a server with its sockets open, so peers see no error, only silence.
+    /// </summary>
+    public void Signal(string signal)
+    {
+        var children = new Dictionary<int, List<int>>();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+                continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var ppid = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+                (children.TryGetValue(ppid, out var list) ? list : children[ppid] = []).Add(pid);
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+        var tree = new List<int> { _process.Id };
+        for (var i = 0; i < tree.Count; i++)
+            tree.AddRange(children.GetValueOrDefault(tree[i]) ?? []);
+        using var kill = Process.Start("kill", ["-" + signal, .. tree.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))])!;
+        kill.WaitForExit();
+    }
+
     /// <summary>A TCP port on loopback that nothing listens on right now.</summary>
     public static int FreePort()
     {

@@ -76,6 +76,9 @@ internal sealed class IngestServer : IAsyncDisposable
             b.Configuration.AddInMemoryCollection(settings);
             b.Logging.ClearProviders();
             b.Logging.SetMinimumLevel(LogLevel.Warning);
+            if (Environment.GetEnvironmentVariable("FASTINGEST_TEST_LOGS") == "1")
+                b.Logging.AddSimpleConsole(); // the server's warnings on the test host's stdout, to debug one test
+            
             services?.Invoke(b.Services);
             if (time is not null)
                 b.Services.AddSingleton(time); // the engine's clock: silence, backoff, breaker, TTLs, metrics

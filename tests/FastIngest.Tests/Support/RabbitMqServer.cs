@@ -72,6 +72,15 @@ internal sealed class RabbitMqServer : IDisposable
         await _process.WaitForLineAsync(l => l.Contains("Server startup complete", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
     }
 
+    /// <summary>The broker's last lines of output (its log), for a failing test's message.</summary>
+    public string Tail => _process?.Tail ?? "";
+
+    /// <summary>SIGSTOP of the broker: its connections stay open and it answers nothing (a hung broker).</summary>
+    public void Freeze() => _process?.Signal("STOP");
+
+    /// <summary>SIGCONT: the frozen broker goes on where it was.</summary>
+    public void Thaw() => _process?.Signal("CONT");
+
     /// <summary>SIGKILL: the broker drops every connection without a word and loses whatever it had not written.</summary>
     public void Kill() => _process?.Kill();
 
