@@ -21,6 +21,11 @@ public static class Program
                 args.Length > 3 ? long.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture) : 512L << 20).GetAwaiter().GetResult();
             return;
         }
+        if (args.Length > 2 && args[0] == "backlog")
+        {
+            Dispatch.BacklogFill.RunAsync(long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture), args[2]).GetAwaiter().GetResult();
+            return;
+        }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 }

@@ -1,31 +1,26 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-
 namespace FastIngest.Load;
 
 /// <summary>
 /// The forward target: a real Kestrel server on loopback standing in for every tenant's bot. It answers 200 at once,
 /// and records, per <c>X-FastIngest-Event-Id</c>, how many times the event came and when it first came.
 /// </summary>
-internal sealed class EmbeddedBot : IAsyncDisposable
+internal sealed class EmbeddedBot : EventSink
 {
     private readonly WebApplication _app;
-    private readonly ConcurrentDictionary<string, Arrival> _arrivals = new(StringComparer.Ordinal);
-    private long _requests;
-
-    internal sealed class Arrival
-    {
-        public int Count;
-        public long FirstTimestamp;
-    }
 
     private EmbeddedBot(WebApplication app) => _app = app;
 
     public string Url { get; private set; } = "";
 
-    public long Requests => Interlocked.Read(ref _requests);
+    public override string Kind => "webhook";
 
-    public IReadOnlyDictionary<string, Arrival> Arrivals => _arrivals;
+    public override IEnumerable<string> TenantSettings(int tenant, int concurrency)
+    {
+        var p = $"--FastIngest:Tenants:{tenant}:";
+        yield return $"{p}Forward:Url={Url}/bot/t{tenant}";
+        yield return $"{p}Forward:Secret=forward-{tenant}";
+        yield return $"{p}Forward:Concurrency={concurrency}";
+    }
 
     public static async Task<EmbeddedBot> StartAsync(int port)
     {
@@ -50,15 +45,11 @@ internal sealed class EmbeddedBot : IAsyncDisposable
             if (read.IsCompleted)
                 break;
         }
-        var now = Stopwatch.GetTimestamp();
-        var id = context.Request.Headers["X-FastIngest-Event-Id"].ToString();
-        var arrival = _arrivals.GetOrAdd(id, static (_, t) => new Arrival { FirstTimestamp = t }, now);
-        Interlocked.Increment(ref arrival.Count);
-        Interlocked.Increment(ref _requests);
+        Record(context.Request.Headers["X-FastIngest-Event-Id"].ToString());
         context.Response.StatusCode = 200;
     }
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         await _app.StopAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);

@@ -22,6 +22,7 @@ internal sealed class LoadOptions
     public TimeSpan RssInterval { get; set; } = TimeSpan.FromSeconds(5);
     public int ForwardConcurrency { get; set; } = 16;
     public bool TextOnly { get; set; }
+    public string Destination { get; set; } = "webhook";
     public bool Pregenerate { get; set; }
     public List<string> ServerSettings { get; } = [];
 
@@ -63,6 +64,7 @@ internal sealed class LoadOptions
                 case "--forward-concurrency": o.ForwardConcurrency = int.Parse(Value(), inv); break;
                 case "--server-setting": o.ServerSettings.Add(Value()); break;
                 case "--text-only": o.TextOnly = true; break;
+                case "--destination": o.Destination = Value(); break;
                 case "--pregenerate": o.Pregenerate = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }

@@ -12,6 +12,7 @@ internal sealed record RssSample(double Seconds, double MiB);
 internal sealed class LoadReport
 {
     public string Model { get; init; } = "";
+    public string Destination { get; init; } = "webhook";
     public int Tenants { get; init; }
     public double DurationSeconds { get; init; }
     public long Sent { get; init; }
@@ -45,19 +46,20 @@ internal sealed class LoadReport
         {
             ("model", Model),
             ("tenants", Tenants.ToString(inv)),
+            ("destination", Destination),
             ("duration (s)", DurationSeconds.ToString("0.0", inv)),
             ("sent (requests)", $"{Sent} ({Repeats} repeats of earlier deliveries)"),
             ("acknowledged (200)", Acknowledged.ToString(inv)),
             ("failed", Failed.Count == 0 ? "0" : string.Join(", ", Failed.Select(kv => $"{kv.Key}: {kv.Value}"))),
             ("events acknowledged", EventsAcknowledged.ToString(inv)),
-            ("forwarded", Forwarded.ToString(inv)),
-            ("lost (acked, never forwarded)", Lost.ToString(inv)),
-            ("doubled (forwarded twice)", Doubled.ToString(inv)),
+            ("delivered", Forwarded.ToString(inv)),
+            ("lost (acked, never delivered)", Lost.ToString(inv)),
+            ("doubled (delivered twice)", Doubled.ToString(inv)),
             ("requests/s", RequestsPerSecond.ToString("0.0", inv)),
-            ("forwarded events/s", ForwardedEventsPerSecond.ToString("0.0", inv)),
+            ("delivered events/s", ForwardedEventsPerSecond.ToString("0.0", inv)),
             ("mean body (bytes)", MeanBodyBytes.ToString(inv)),
             ("ack latency p50/p90/p99/p99.9/max (ms)", string.Join(" / ", s_ackKeys.Select(k => AckLatencyMs[k].ToString("0.00", inv)))),
-            ("forward lag p50/p99/max (ms)", string.Join(" / ", s_lagKeys.Select(k => ForwardLagMs[k].ToString("0.0", inv)))),
+            ("delivery lag (200 to arrival) p50/p99/max (ms)", string.Join(" / ", s_lagKeys.Select(k => ForwardLagMs[k].ToString("0.0", inv)))),
         };
         if (ServerRssMiB.Count > 0)
         {

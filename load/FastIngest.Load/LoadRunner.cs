@@ -26,8 +26,10 @@ internal sealed class LoadRunner
 
     public async Task<LoadReport> RunAsync()
     {
-        await using var bot = await EmbeddedBot.StartAsync(_o.BotPort).ConfigureAwait(false);
-        using var server = _o.Target is null ? await StartServerAsync(bot.Url).ConfigureAwait(false) : null;
+        if (_o.Target is not null && _o.Destination != "webhook")
+            throw new ArgumentException("--destination other than webhook needs a server the tool starts (no --target)");
+        await using var bot = await EventSink.StartAsync(_o.Destination, _o.BotPort).ConfigureAwait(false);
+        using var server = _o.Target is null ? await StartServerAsync(bot).ConfigureAwait(false) : null;
         var target = _o.Target ?? server!.Url;
 
         var generators = Enumerable.Range(0, _o.Tenants)
@@ -63,7 +65,7 @@ internal sealed class LoadRunner
         return Summarize(bot, sendSeconds, clock, lastArrival, rss, server is not null);
     }
 
-    private async Task<ServerProcess> StartServerAsync(string botUrl)
+    private async Task<ServerProcess> StartServerAsync(EventSink sink)
     {
         var settings = new List<string>();
         for (var t = 0; t < _o.Tenants; t++)
@@ -72,9 +74,7 @@ internal sealed class LoadRunner
             settings.Add($"{p}Id=t{t}");
             settings.Add($"{p}AppSecret={LoadOptions.Secret(t)}");
             settings.Add($"{p}VerifyToken=verify-{t}");
-            settings.Add($"{p}Forward:Url={botUrl}/bot/t{t}");
-            settings.Add($"{p}Forward:Secret=forward-{t}");
-            settings.Add($"{p}Forward:Concurrency={_o.ForwardConcurrency}");
+            settings.AddRange(sink.TenantSettings(t, _o.ForwardConcurrency));
         }
         settings.AddRange(_o.ServerSettings.Select(s => s.StartsWith("--", StringComparison.Ordinal) ? s : "--" + s));
         return await ServerProcess.StartAsync(_o.ServerDll, _o.Port, settings).ConfigureAwait(false);
@@ -191,7 +191,7 @@ internal sealed class LoadRunner
         }
     }
 
-    private LoadReport Summarize(EmbeddedBot bot, double sendSeconds, Stopwatch clock, long lastArrival, List<(double, long)> rss, bool spawned)
+    private LoadReport Summarize(EventSink bot, double sendSeconds, Stopwatch clock, long lastArrival, List<(double, long)> rss, bool spawned)
     {
         var latency = _latency.Sorted();
         var arrivals = bot.Arrivals;
@@ -217,6 +217,7 @@ internal sealed class LoadRunner
         return new LoadReport
         {
             Model = _o.Rate is { } r ? $"open, {r:0} requests/s" : $"closed, {_o.Connections} connections",
+            Destination = bot.Kind,
             Tenants = _o.Tenants,
             DurationSeconds = Math.Round(sendSeconds, 2),
             Sent = _sent,
@@ -227,7 +228,7 @@ internal sealed class LoadRunner
             Forwarded = forwarded,
             Lost = lost,
             Doubled = arrivals.Values.Count(a => a.Count > 1),
-            BotRequests = bot.Requests,
+            BotRequests = bot.Received,
             RequestsPerSecond = Math.Round(_sent / sendSeconds, 1),
             AckedRequestsPerSecond = Math.Round(_acknowledged / sendSeconds, 1),
             ForwardedEventsPerSecond = forwardSeconds > 0 ? Math.Round(forwarded / forwardSeconds, 1) : 0,

@@ -22,6 +22,10 @@ public static class Program
             --server-setting K=V     extra setting for the started server, e.g. FastIngest:Storage:LogMemoryBytes=...
             --port P / --bot-port P  ports of the started server (18080) and the embedded bot (18090)
             --rss-interval S         sample the started server's RSS every S s (default 5)
+            --destination D          where the started server delivers: webhook (the embedded bot, default), bullmq
+                                     (redis-server, one queue per tenant), celery (redis-server, queue celery) or
+                                     rabbitmq (rabbitmq-server, publisher confirms, a quorum queue); the tool starts the
+                                     broker in a temp directory and consumes with a client of its own
             --text-only              only text messages of 1-2 KB (as the wrk bodies), instead of the Meta-like mix
             --pregenerate            open model: build and sign every delivery before the clock starts
           gen-wrk --out DIR [--count N] [--shards S] [--secret S] [--min B] [--max B]

@@ -53,6 +53,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     private static readonly TimeSpan s_drainTimeout = TimeSpan.FromSeconds(5);
     private readonly ForwardOptions _options;
     private readonly bool _needsField;
+    private readonly uint _tenantHash;
     private long _scannedUntil;
     private long _delivered;
     private long _deadLettered;
@@ -85,6 +86,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
         _outcomes = eventsLogger;
         _options = destination.Policy;
         _needsField = destination.NeedsField;
+        _tenantHash = AckRecord.TenantHashOf(tenant.IdUtf8);
         _scannedUntil = startAddress;
         _queue = new KeyOrderedQueue((int)Math.Min(int.MaxValue, (long)_options.QueueCapacity * _options.Concurrency), time);
     }
@@ -384,7 +386,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
             }
         }
 
-        while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex, _destination.Id), out _))
+        while (!_log.TryAppend(new AckRecord(item.Batch.Address, item.EventIndex, _destination.Id, _tenantHash), out _))
             await Task.Delay(1, _abort.Token).ConfigureAwait(false);
         item.Batch.CompleteOne();
         var outcome = deadLettered ? "dead_lettered" : dropped ? "stale_dropped" : "delivered";

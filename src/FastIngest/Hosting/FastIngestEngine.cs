@@ -102,8 +102,24 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         Pipeline = new IngestPipeline(_log, _quarantine, _dedupe, options.DedupeTtl, boot, intact, _time, loggerFactory.CreateLogger("FastIngest.Ingest"), options.MaxEventsPerPayload, bootTails);
         BodyBudget = new BodyBudget(options.MaxInFlightBodyBytes);
 
+        // Each destination's delivered watermark and the projections' applied address from the last checkpoint:
+        // readers start there, and acks below a watermark are not kept. After damage to the event log (records gone,
+        // or a log that is not the one the positions describe) every stage reads the log from its begin.
+        var destinations = new List<(Tenant Tenant, Destinations.DestinationSpec Spec)>();
+        for (var i = 0; i < options.Tenants.Count; i++)
+        {
+            var tenant = Tenants.Find(options.Tenants[i].Id.AsSpan())!;
+            foreach (var destination in Destinations.DestinationSpec.Resolve(tenant.Options, string.Create(CultureInfo.InvariantCulture, $"{FastIngestOptions.SectionName}:Tenants:{i}"), dataDir))
+                destinations.Add((tenant, destination));
+        }
+        var positions = Damage.FoundSinceStart.Any(d => d.Key == "events") ? DeliveryPositions.None : DeliveryPositions.Load(dataDir, _logger);
+        long StartOf(long? recorded) => recorded is { } at ? Math.Clamp(at, _log.BeginAddress, recoveredTail) : _log.BeginAddress;
         var acked = new AckSet();
+        foreach (var (tenant, destination) in destinations)
+            acked.SetWatermark(AckRecord.TenantHashOf(tenant.IdUtf8), destination.Id, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)));
         _orphanCap = Recover(recoveredTail, acked);
+        AcksKeptAtStart = acked.Count;
+        AcksSkippedAtStart = acked.Skipped;
 
         _http = new HttpClient(new SocketsHttpHandler
         {
@@ -116,13 +132,13 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         Outbound = new Outbound.OutboundService(options, Tenants, Pipeline, _log, _states, _http, dataDir, _time, loggerFactory, Damage);
         ReportDamage("outbound", Outbound.Book.Log, "sends recorded in it are lost (their state is unknown; a bot that retries with the same idempotency key sends again)");
 
-        _projections = new Projections.ProjectionFollower(_log, Tenants, _states, Outbound, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Projections"));
+        // A view store started empty at this start (damage) is rebuilt from every status the log still holds.
+        var viewsReset = Damage.FoundSinceStart.Any(d => d.Key is "state" or "window" or "outbound-index");
+        _projections = new Projections.ProjectionFollower(_log, Tenants, _states, Outbound, viewsReset || positions.Projections == 0 ? _log.BeginAddress : StartOf(positions.Projections), _time, loggerFactory.CreateLogger("FastIngest.Projections"));
         // One breaker per destination address: tenants delivering to the same bot URL (or broker) share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
-        for (var i = 0; i < options.Tenants.Count; i++)
         {
-            var tenant = Tenants.Find(options.Tenants[i].Id.AsSpan())!;
-            foreach (var destination in Destinations.DestinationSpec.Resolve(tenant.Options, string.Create(CultureInfo.InvariantCulture, $"{FastIngestOptions.SectionName}:Tenants:{i}"), dataDir))
+            foreach (var (tenant, destination) in destinations)
             {
                 var target = Destinations.DestinationTargets.Create(tenant, destination, _http, _time, loggerFactory);
                 if (faults is not null)
@@ -133,7 +149,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                     breaker = new CircuitBreaker(target.Describe, policy.BreakerFailures, policy.BreakDuration, policy.MaxBackoff > policy.BreakDuration ? policy.MaxBackoff : policy.BreakDuration, _time);
                     breakers.Add(target.Describe, breaker);
                 }
-                _dispatchers.Add(new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, acked, _log.BeginAddress, _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events")));
+                _dispatchers.Add(new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, acked, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)), _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events")));
                 EngineLog.TenantReady(_logger, tenant.Id, destination.Name == Destinations.DestinationSpec.ForwardName ? target.Describe : $"{destination.Name}: {target.Describe}");
             }
         }
@@ -145,6 +161,12 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
         _log.CommitLatency = Metrics.CommitLatency;
     }
+
+    /// <summary>Acks read at start-up and kept in memory: those at or above their destination's delivered watermark.</summary>
+    internal int AcksKeptAtStart { get; }
+
+    /// <summary>Acks read at start-up and dropped: below their destination's delivered watermark, where its reader never looks.</summary>
+    internal long AcksSkippedAtStart { get; }
 
     /// <summary>Damage that start-up found and handled, open until an operator clears it (each entry fails <c>/readyz</c>).</summary>
     public DamageReport Damage { get; }
@@ -466,8 +488,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                     switch (LogRecordFormat.TypeOf(record))
                     {
                         case LogRecordType.Ack:
-                            var ack = AckRecord.Read(record);
-                            acked.Add(ack.Destination, ack.BatchAddress, ack.EventIndex);
+                            acked.Add(AckRecord.Read(record));
                             break;
                         case LogRecordType.Batch:
                             var stored = StoredPayload.Read(record);
@@ -492,7 +513,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         {
             _dedupe.Return(session);
         }
-        EngineLog.Recovered(_logger, _log.BeginAddress, recoveredTail, acked.Count, replayed);
+        EngineLog.Recovered(_logger, _log.BeginAddress, recoveredTail, acked.Count, acked.Skipped, replayed);
         return orphanCap;
     }
 
@@ -547,8 +568,22 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             // After the projections' AppliedUntil was read: the steps those statuses made are committed before the log is cut.
             await Outbound.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             var until = Math.Min(Math.Min(replayFrom, applied), _orphanCap);
+            var watermarks = new List<(string, string, long)>(_dispatchers.Count);
             foreach (var d in _dispatchers)
-                until = Math.Min(until, d.LowWater);
+            {
+                var lowWater = d.LowWater;
+                watermarks.Add((d.Tenant.Id, d.Destination.Name, lowWater));
+                until = Math.Min(until, lowWater);
+            }
+            // Before the cut: a start after it finds every watermark at or above the log's new begin.
+            try
+            {
+                DeliveryPositions.Save(DataDir, applied, watermarks);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                PositionsLog.SaveFailed(_logger, ex);
+            }
             _log.TruncateUntil(until);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException)
@@ -734,8 +769,8 @@ internal static partial class EngineLog
     [LoggerMessage(4001, LogLevel.Information, "Tenant {Tenant}: webhooks at /webhooks/{Tenant}, events forwarded to {Target}")]
     public static partial void TenantReady(ILogger logger, string tenant, string target);
 
-    [LoggerMessage(4002, LogLevel.Information, "Event log recovered: [{Begin}, {Tail}), {Acked} delivered events known, {Replayed} dedupe marks replayed")]
-    public static partial void Recovered(ILogger logger, long begin, long tail, int acked, int replayed);
+    [LoggerMessage(4002, LogLevel.Information, "Event log recovered: [{Begin}, {Tail}), {Acked} acks above the delivered watermarks kept ({Below} below them not), {Replayed} dedupe marks replayed")]
+    public static partial void Recovered(ILogger logger, long begin, long tail, int acked, long below, int replayed);
 
     [LoggerMessage(4004, LogLevel.Information, "Stopped {ShutdownMs:F0} ms after the shutdown began: {Commits} group commits of the event log (mean {MeanCommitMs:F2} ms), {Delivered} events delivered")]
     public static partial void Stopped(ILogger logger, long commits, double meanCommitMs, long delivered, double shutdownMs);

@@ -21,7 +21,9 @@ public enum LogRecordType : byte
 /// <c>[index in payload i32][dedupe key 16 bytes]</c>, then <c>[body length i32][body]</c>.</item>
 /// <item>Quarantine: <c>[received unix ms i64][tenant length u16][tenant utf8][reason length u16][reason utf8][body length i32][body]</c>.</item>
 /// <item>Ack: <c>[batch address i64][event index i32]</c>, then <c>[destination id u32]</c> (absent in acks written
-/// before destinations existed: they count for the tenant's first destination).</item>
+/// before destinations existed: they count for the tenant's first destination), then <c>[tenant hash u32]</c>
+/// (FNV-1a 32 of the tenant id; absent in older acks), which lets start-up drop acks below their destination's
+/// delivered watermark.</item>
 /// <item>A batch replayed from one destination's dead letters ends, after its body, with <c>[destination id u32]</c>:
 /// only that destination delivers it.</item>
 /// </list>
@@ -189,9 +191,16 @@ public readonly struct AckRecord : ILogEnqueueEntry
     /// <summary>The destination's id (see the destination's <c>Id</c>: FNV-1a 32 of its name), or 0 in an ack that names none.</summary>
     public uint Destination { get; }
 
-    /// <summary>Creates an ack for destination <paramref name="destination"/>.</summary>
-    public AckRecord(long batchAddress, int eventIndex, uint destination)
-        : this(batchAddress, eventIndex) => Destination = destination;
+    /// <summary>The tenant's hash (<see cref="TenantHashOf"/>), or 0 in an ack written before acks carried it.</summary>
+    public uint Tenant { get; }
+
+    /// <summary>Creates an ack for destination <paramref name="destination"/> of the tenant whose hash is <paramref name="tenant"/>.</summary>
+    public AckRecord(long batchAddress, int eventIndex, uint destination, uint tenant)
+        : this(batchAddress, eventIndex)
+    {
+        Destination = destination;
+        Tenant = tenant;
+    }
 
     /// <summary>Address of the batch record.</summary>
     public long BatchAddress { get; }
@@ -199,15 +208,22 @@ public readonly struct AckRecord : ILogEnqueueEntry
     /// <summary>Position of the event in the payload.</summary>
     public int EventIndex { get; }
 
-    /// <summary>Creates an ack.</summary>
+    /// <summary>Creates an ack that names neither destination nor tenant (the format before destinations).</summary>
     public AckRecord(long batchAddress, int eventIndex)
     {
         BatchAddress = batchAddress;
         EventIndex = eventIndex;
     }
 
+    /// <summary>The tenant hash written in acks: FNV-1a 32 of the tenant id's UTF-8 bytes, never 0.</summary>
+    public static uint TenantHashOf(ReadOnlySpan<byte> tenantUtf8)
+    {
+        var hash = Internal.Fnv1a.Hash32(tenantUtf8);
+        return hash == 0 ? 1 : hash;
+    }
+
     /// <inheritdoc/>
-    public int SerializedLength => Destination != 0 ? Size + 4 : Size;
+    public int SerializedLength => Tenant != 0 ? Size + 8 : Destination != 0 ? Size + 4 : Size;
 
     /// <inheritdoc/>
     public void SerializeTo(Span<byte> dest)
@@ -215,8 +231,10 @@ public readonly struct AckRecord : ILogEnqueueEntry
         var at = LogRecordFormat.WriteHeader(dest, LogRecordType.Ack);
         BinaryPrimitives.WriteInt64LittleEndian(dest[at..], BatchAddress);
         BinaryPrimitives.WriteInt32LittleEndian(dest[(at + 8)..], EventIndex);
-        if (Destination != 0)
+        if (Destination != 0 || Tenant != 0)
             BinaryPrimitives.WriteUInt32LittleEndian(dest[(at + 12)..], Destination);
+        if (Tenant != 0)
+            BinaryPrimitives.WriteUInt32LittleEndian(dest[(at + 16)..], Tenant);
     }
 
     /// <summary>Reads an ack record.</summary>
@@ -227,7 +245,8 @@ public readonly struct AckRecord : ILogEnqueueEntry
             throw new InvalidDataException("not an ack record");
         var at = LogRecordFormat.HeaderSize;
         var destination = record.Length >= Size + 4 ? BinaryPrimitives.ReadUInt32LittleEndian(record[(at + 12)..]) : 0;
-        return new AckRecord(BinaryPrimitives.ReadInt64LittleEndian(record[at..]), BinaryPrimitives.ReadInt32LittleEndian(record[(at + 8)..]), destination);
+        var tenant = record.Length >= Size + 8 ? BinaryPrimitives.ReadUInt32LittleEndian(record[(at + 16)..]) : 0;
+        return new AckRecord(BinaryPrimitives.ReadInt64LittleEndian(record[at..]), BinaryPrimitives.ReadInt32LittleEndian(record[(at + 8)..]), destination, tenant);
     }
 }
 
