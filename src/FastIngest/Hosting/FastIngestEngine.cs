@@ -43,6 +43,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private int _stopped;
     private long _shutdownRequestedTicks;
     private readonly DataDirLock _dirLock;
+    private readonly EventReplays _replays;
 
     /// <summary>Opens and recovers everything (synchronously: the server must not take requests before this is done).</summary>
     /// <exception cref="IOException">The data directory cannot be used.</exception>
@@ -117,7 +118,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         var acked = new AckSet();
         foreach (var (tenant, destination) in destinations)
             acked.SetWatermark(AckRecord.TenantHashOf(tenant.IdUtf8), destination.Id, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)));
-        _orphanCap = Recover(recoveredTail, acked);
+        _orphanCap = StartupRecovery.Run(_log, recoveredTail, _dedupe, Pipeline, Tenants, acked, _logger);
         AcksKeptAtStart = acked.Count;
         AcksSkippedAtStart = acked.Skipped;
 
@@ -154,6 +155,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             }
         }
 
+        _replays = new EventReplays(Tenants, Pipeline, Quarantine, _deadLetters, _log, _dispatchers.Select(d => (d.Tenant.Id, d.Destination.Name)).ToHashSet(), _time);
         _eventsTailAtSample = _log.TailAddress;
         _quarantineTailAtSample = _quarantine.TailAddress;
         _dataDirBytes = MeasureDataDir();
@@ -395,36 +397,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// like a webhook (deduped, committed to the event log, then delivered) and marked replayed; the rest stay.
     /// Payloads of a tenant no longer configured stay. Returns (replayed, still unparseable).
     /// </summary>
-    public async Task<(int Replayed, int Unparseable)> ReplayQuarantineAsync(string? tenant, long? id, CancellationToken cancellationToken = default)
-    {
-        var replayed = 0;
-        var unparseable = 0;
-        using var events = new Parsing.EventBuffer(64);
-        foreach (var entry in Quarantine.List(tenant))
-        {
-            if ((id is { } one && entry.Id != one) || Tenants.Find(entry.Tenant) is not { } owner || Quarantine.Find(entry.Id) is not { } found)
-                continue;
-            if (!Parsing.WebhookParser.Parse(found.Body, events).Success)
-            {
-                unparseable++;
-                continue;
-            }
-            var outcome = Pipeline.Accept(owner, found.Body, found.Body.Length);
-            while (outcome.Status == IngestStatus.Backpressure)
-            {
-                await Task.Delay(5, cancellationToken).ConfigureAwait(false);
-                outcome = Pipeline.Accept(owner, found.Body, found.Body.Length);
-            }
-            if (outcome.WaitLog is { } log)
-            {
-                await log.WaitForCommitAsync(outcome.WaitForAddress).ConfigureAwait(false);
-                await Task.Yield(); // off the commit thread
-            }
-            if (await Quarantine.ResolveAsync(entry.Id, QuarantineResolution.Replayed, cancellationToken).ConfigureAwait(false))
-                replayed++;
-        }
-        return (replayed, unparseable);
-    }
+    public Task<(int Replayed, int Unparseable)> ReplayQuarantineAsync(string? tenant, long? id, CancellationToken cancellationToken = default)
+        => _replays.QuarantineAsync(tenant, id, cancellationToken);
 
     /// <summary>The delivery-state store (<c>DataDir/state/</c>): each outbound message's status, by wamid.</summary>
     public DeliveryStateStore DeliveryStates => _states;
@@ -440,82 +414,11 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// more (same event id). Entries of a tenant or destination that is no longer configured stay. Returns how many
     /// were replayed.
     /// </summary>
-    public async Task<int> ReplayDeadLettersAsync(string? tenant, long? id, string? destination = null, CancellationToken cancellationToken = default)
-    {
-        IReadOnlyList<DeadLetter> entries = id is { } one
-            ? _deadLetters.Find(one) is { } found ? [found] : []
-            : _deadLetters.List(tenant, destination);
-        var replayed = 0;
-        foreach (var entry in entries)
-        {
-            if ((tenant is not null && entry.Tenant != tenant) || (destination is not null && entry.Destination != destination))
-                continue;
-            if (Tenants.Find(entry.Tenant.AsSpan()) is not { } owner || _deadLetters.ReadPayload(entry.Id) is not { } payload)
-                continue;
-            if (!_dispatchers.Any(d => d.Tenant == owner && d.Destination.Name == entry.Destination))
-                continue;
-            var key = EventIdentity.Key(owner.IdUtf8, Encoding.UTF8.GetBytes(entry.EventId));
-            var record = new BatchRecord(owner.IdUtf8, _time.GetUtcNow().ToUnixTimeMilliseconds(), [0], [key], 1, payload, payload.Length, Destinations.DestinationSpec.IdOf(entry.Destination));
-            await _log.AppendDurableAsync(record, cancellationToken).ConfigureAwait(false);
-            if (await _deadLetters.ResolveAsync(entry.Id, DeadLetterResolution.Replayed, cancellationToken).ConfigureAwait(false))
-                replayed++;
-        }
-        return replayed;
-    }
+    public Task<int> ReplayDeadLettersAsync(string? tenant, long? id, string? destination = null, CancellationToken cancellationToken = default)
+        => _replays.DeadLettersAsync(tenant, id, destination, cancellationToken);
 
     /// <summary>The event log (exposed for tests and tooling).</summary>
     public EventLog Log => _log;
-
-    /// <summary>
-    /// Reads the log once from its begin to the recovered tail: collects acks, puts back the dedupe marks of batches
-    /// the last checkpoint did not cover, and finds records of tenants no longer configured. Returns the address the
-    /// log must not be truncated past (the first such orphan), or <see cref="long.MaxValue"/>.
-    /// </summary>
-    private long Recover(long recoveredTail, AckSet acked)
-    {
-        var replayFrom = _dedupe.ReplayFrom;
-        var orphanCap = long.MaxValue;
-        var replayed = 0;
-        var session = _dedupe.Rent();
-        try
-        {
-            using var iter = _log.Scan(_log.BeginAddress, recoveredTail);
-            while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out _))
-            {
-                using (owner)
-                {
-                    var record = owner.Memory.Span[..length];
-                    switch (LogRecordFormat.TypeOf(record))
-                    {
-                        case LogRecordType.Ack:
-                            acked.Add(AckRecord.Read(record));
-                            break;
-                        case LogRecordType.Batch:
-                            var stored = StoredPayload.Read(record);
-                            if (Tenants.Find(stored.Tenant) is null && orphanCap == long.MaxValue)
-                            {
-                                orphanCap = address;
-                                EngineLog.OrphanRecords(_logger, Encoding.UTF8.GetString(stored.Tenant), address);
-                            }
-                            if (address >= replayFrom && Pipeline.WithinTtl(stored.ReceivedUnixMs))
-                            {
-                                var mark = Pipeline.ReplayMark(stored.ReceivedUnixMs, address);
-                                for (var i = 0; i < stored.EventCount; i++)
-                                    DedupeStore.Put(session, stored.KeyAt(i), mark);
-                                replayed += stored.EventCount;
-                            }
-                            break;
-                    }
-                }
-            }
-        }
-        finally
-        {
-            _dedupe.Return(session);
-        }
-        EngineLog.Recovered(_logger, _log.BeginAddress, recoveredTail, acked.Count, acked.Skipped, replayed);
-        return orphanCap;
-    }
 
     /// <summary>Starts the dispatchers and the checkpoint loop.</summary>
     public Task StartAsync(CancellationToken cancellationToken)
