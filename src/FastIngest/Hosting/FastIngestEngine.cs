@@ -36,7 +36,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly Projections.ProjectionFollower _projections;
     private readonly HttpClient _http;
     private readonly CancellationTokenSource _stop = new();
-    private readonly long _orphanCap = long.MaxValue;
+    private readonly Retention _retention;
     private Task _maintenance = Task.CompletedTask;
     private Task _diskWatch = Task.CompletedTask;
     private long _dataDirBytes;
@@ -118,7 +118,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         var acked = new AckSet();
         foreach (var (tenant, destination) in destinations)
             acked.SetWatermark(AckRecord.TenantHashOf(tenant.IdUtf8), destination.Id, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)));
-        _orphanCap = StartupRecovery.Run(_log, recoveredTail, _dedupe, Pipeline, Tenants, acked, _logger);
+        var orphanCap = StartupRecovery.Run(_log, recoveredTail, _dedupe, Pipeline, Tenants, acked, _logger);
         AcksKeptAtStart = acked.Count;
         AcksSkippedAtStart = acked.Skipped;
 
@@ -155,6 +155,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             }
         }
 
+        _retention = new Retention(options, dataDir, _log, _dedupe, _states, Outbound, _projections, _dispatchers, orphanCap, () => DataDirBytesNow, _time, _logger);
         _replays = new EventReplays(Tenants, Pipeline, Quarantine, _deadLetters, _log, _dispatchers.Select(d => (d.Tenant.Id, d.Destination.Name)).ToHashSet(), _time);
         _eventsTailAtSample = _log.TailAddress;
         _quarantineTailAtSample = _quarantine.TailAddress;
@@ -245,7 +246,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
         if (StorageStall is { } stall)
             reasons.Add(stall);
-        if (Volatile.Read(ref _checkpointSkipReason) is { } skipped)
+        if (_retention.SkipReason is { } skipped)
             reasons.Add(skipped);
         if (OverDiskQuota)
             reasons.Add($"disk: DataDir holds {DataDirBytes} bytes, over Storage:MaxDiskBytes {_options.Storage.MaxDiskBytes}; webhooks get 503");
@@ -427,108 +428,19 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         foreach (var d in _dispatchers)
             d.Start();
         Outbound.Start();
-        _maintenance = Task.Run(() => MaintenanceLoopAsync(_stop.Token), CancellationToken.None);
+        _maintenance = Task.Run(() => _retention.RunAsync(_stop.Token), CancellationToken.None);
         _diskWatch = Task.Run(() => DiskWatchLoopAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
 
-    private async Task MaintenanceLoopAsync(CancellationToken ct)
-    {
-        using var timer = new PeriodicTimer(_options.CheckpointInterval, _time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
-                await CheckpointAndTruncateAsync(ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-    }
-
     /// <summary>
-    /// Checkpoints the dedupe store, then truncates the event log below the lowest address still needed: by dedupe
-    /// replay, by any tenant's undelivered events, or by records of unconfigured tenants.
+    /// Checkpoints the stores, records the positions, then truncates the event log below the lowest address still
+    /// needed (see <see cref="Retention.CheckpointAndTruncateAsync"/>).
     /// </summary>
-    public async Task CheckpointAndTruncateAsync(CancellationToken cancellationToken = default)
-    {
-        if (CheckpointWouldNotFit() is { } reason)
-        {
-            Interlocked.Increment(ref _checkpointsSkipped);
-            if (Interlocked.Exchange(ref _checkpointSkipReason, reason) is null)
-                EngineLog.CheckpointSkipped(_logger, reason);
-            return;
-        }
-        if (Interlocked.Exchange(ref _checkpointSkipReason, null) is not null)
-            EngineLog.CheckpointFitsAgain(_logger, Interlocked.Read(ref _checkpointsSkipped));
-        try
-        {
-            // Under every stripe lock no append is between its record and its marks: every record below the committed
-            // address has its marks in this checkpoint, and is on disk, whatever happens to the process next.
-            var replayFrom = await _dedupe.CheckpointAsync(() => _log.CommittedUntilAddress, cancellationToken).ConfigureAwait(false);
-            // Every status below this was applied to the delivery-state store before its checkpoint.
-            var applied = _projections.AppliedUntil;
-            await _states.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-            // After the projections' AppliedUntil was read: the steps those statuses made are committed before the log is cut.
-            await Outbound.CheckpointAsync(cancellationToken).ConfigureAwait(false);
-            var until = Math.Min(Math.Min(replayFrom, applied), _orphanCap);
-            var watermarks = new List<(string, string, long)>(_dispatchers.Count);
-            foreach (var d in _dispatchers)
-            {
-                var lowWater = d.LowWater;
-                watermarks.Add((d.Tenant.Id, d.Destination.Name, lowWater));
-                until = Math.Min(until, lowWater);
-            }
-            // Before the cut: a start after it finds every watermark at or above the log's new begin.
-            try
-            {
-                DeliveryPositions.Save(DataDir, applied, watermarks);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                PositionsLog.SaveFailed(_logger, ex);
-            }
-            _log.TruncateUntil(until);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException)
-        {
-            StorageLog.CheckpointFailed(_logger, ex);
-        }
-    }
-
-    private long _checkpointsSkipped;
-    private string? _checkpointSkipReason;
+    public Task CheckpointAndTruncateAsync(CancellationToken cancellationToken = default) => _retention.CheckpointAndTruncateAsync(cancellationToken);
 
     /// <summary>Checkpoints skipped since start because their files would not have fit (<c>fastingest_checkpoints_skipped_total</c>).</summary>
-    public long CheckpointsSkipped => Interlocked.Read(ref _checkpointsSkipped);
-
-    /// <summary>
-    /// Why a checkpoint would not fit now, or null: it writes <see cref="StorageFootprint.CheckpointBytes"/> of index
-    /// files, which must fit the file system's free space with <see cref="StorageFootprint.LogReserveBytes"/> left for
-    /// the event log's own growth, and fit beside what <c>DataDir</c> holds under <c>Storage:MaxDiskBytes</c> (whose
-    /// least value already includes that reserve). A checkpoint that does not fit
-    /// is skipped (the log is then not truncated either) instead of filling the disk under the event log.
-    /// </summary>
-    private string? CheckpointWouldNotFit()
-    {
-        var storage = _options.Storage;
-        var need = StorageFootprint.CheckpointBytes(storage) + StorageFootprint.LogReserveBytes(storage);
-        long free;
-        try
-        {
-            free = new DriveInfo(DataDir).AvailableFreeSpace;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            free = long.MaxValue; // cannot tell: try, a failing write is retried anyway
-        }
-        if (free < need)
-            return $"checkpoint skipped: it needs {need} bytes free (index files {StorageFootprint.CheckpointBytes(storage)} + event log reserve {StorageFootprint.LogReserveBytes(storage)}), the disk of DataDir has {free}; the log is not truncated until one fits (free space, or lower Storage:*IndexBytes)";
-        // Under a quota the log's reserve is already part of the fixed footprint the quota was checked against at
-        // start: the new index files must fit beside what DataDir holds now.
-        if (storage.MaxDiskBytes > 0 && DataDirBytesNow + StorageFootprint.CheckpointBytes(storage) > storage.MaxDiskBytes)
-            return $"checkpoint skipped: its index files need {StorageFootprint.CheckpointBytes(storage)} bytes and DataDir holds {DataDirBytesNow} of Storage:MaxDiskBytes {storage.MaxDiskBytes}; the log is not truncated until one fits";
-        return null;
-    }
+    public long CheckpointsSkipped => _retention.CheckpointsSkipped;
 
     private void WarnIfDiskTooSmall()
     {
