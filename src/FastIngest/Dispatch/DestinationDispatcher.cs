@@ -188,8 +188,14 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
         using var iter = _log.Scan(ScannedUntil);
         while (!ct.IsCancellationRequested)
         {
-            while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
+            // Other tenants' records (and acks) are looked at in the log's memory and stepped over, not copied.
+            while (iter.GetNextIf(this, static (d, record) => d.Takes(record), MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
             {
+                if (owner is null)
+                {
+                    Advance(null, next);
+                    continue;
+                }
                 using (owner)
                 {
                     // Never ahead of the views: a bot answering a message finds its window open, and a status's
@@ -202,6 +208,15 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
             }
             await iter.WaitAsync(ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Whether <paramref name="record"/> is a batch of this tenant that this destination may deliver (not a dead letter replayed for another).</summary>
+    private bool Takes(ReadOnlySpan<byte> record)
+    {
+        if (LogRecordFormat.TypeOf(record) != LogRecordType.Batch)
+            return false;
+        var stored = StoredPayload.Read(record);
+        return stored.Tenant.SequenceEqual(_tenant.IdUtf8) && (stored.OnlyFor == 0 || stored.OnlyFor == _destination.Id);
     }
 
     /// <summary>

@@ -43,6 +43,33 @@ public sealed class FasterApiTests
             var ack = AckRecord.Read(seen[1].Bytes);
             Assert.Equal((first, 1), (ack.BatchAddress, ack.EventIndex));
 
+            // FasterLogScanIterator.UnsafeGetNext / UnsafeRelease (LogScan.GetNextIf: a destination's reader looks at
+            // every record in place and copies out only its tenant's batches): the same records and addresses, the
+            // wanted ones copied byte for byte, the others not copied at all.
+            using (var scan = log.Scan(log.BeginAddress))
+            {
+                var looked = new List<(long Address, long Next, byte[]? Copy)>();
+                while (scan.GetNextIf(0, static (_, r) => LogRecordFormat.TypeOf(r) == LogRecordType.Batch, System.Buffers.MemoryPool<byte>.Shared, out var owner, out var length, out var at, out var next))
+                {
+                    using (owner)
+                        looked.Add((at, next, owner?.Memory.Span[..length].ToArray()));
+                }
+                var nexts = new List<long>();
+                using (var copying = log.Scan(log.BeginAddress))
+                {
+                    while (copying.GetNext(System.Buffers.MemoryPool<byte>.Shared, out var owner, out _, out _, out var next))
+                    {
+                        owner.Dispose();
+                        nexts.Add(next);
+                    }
+                }
+                Assert.Equal([first, second, third], looked.Select(l => l.Address));
+                Assert.Equal(nexts, looked.Select(l => l.Next));
+                Assert.Equal(seen[0].Bytes, looked[0].Copy);
+                Assert.Null(looked[1].Copy);
+                Assert.Equal(seen[2].Bytes, looked[2].Copy);
+            }
+
             log.TruncateUntil(second);
             log.CommitAndWait();
         }
