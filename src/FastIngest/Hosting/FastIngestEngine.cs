@@ -14,13 +14,17 @@ using Microsoft.Extensions.Logging;
 namespace FastIngest.Hosting;
 
 /// <summary>
-/// Owns the storage and the dispatch path: opens (and recovers) the event log, the quarantine log and the dedupe
-/// store under <c>DataDir</c>, replays what the last dedupe checkpoint missed, starts one dispatcher per tenant, and
-/// periodically checkpoints the dedupe store and truncates the log below what every tenant still needs.
+/// Composes the stages and owns their lifetime: opens (and recovers) the event log, the quarantine log, the
+/// dead-letter queue and the derived stores under <c>DataDir</c>, reads the log once at start
+/// (<see cref="StartupRecovery"/>), builds the projections (<see cref="Projections.ProjectionFollower"/>), one
+/// <see cref="DestinationDispatcher"/> per tenant and destination (starting at its recorded position,
+/// <see cref="DeliveryPositions"/>), and the send tier; then runs <see cref="Retention"/> (checkpoints, positions,
+/// log truncation) and <see cref="DiskWatch"/> (disk, stalls, silence), answers <c>/readyz</c> through
+/// <see cref="Readiness"/> and replays through <see cref="EventReplays"/>, and stops everything in order.
 /// </summary>
 /// <remarks>
 /// Layout of <c>DataDir</c>: <c>events/</c> (event log), <c>quarantine/</c> (unparseable payloads, never truncated),
-/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>state/</c> (delivery states, FASTER KV), <c>outbound/</c> (sends), <c>window/</c> (customer service windows, FASTER KV), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter).
+/// <c>dedupe/</c> (FASTER KV and checkpoints), <c>state/</c> (delivery states, FASTER KV), <c>outbound/</c> (sends), <c>window/</c> (customer service windows, FASTER KV), <c>out/{tenant}.jsonl</c> (file delivery), <c>boot</c> (start counter), <c>positions</c> (delivered watermarks).
 /// </remarks>
 public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 {
@@ -39,7 +43,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly Retention _retention;
     private Task _maintenance = Task.CompletedTask;
     private Task _diskWatch = Task.CompletedTask;
-    private long _dataDirBytes;
+    private DiskWatch _disk = null!;
+    private Readiness _readiness = null!;
     private int _stopped;
     private long _shutdownRequestedTicks;
     private readonly DataDirLock _dirLock;
@@ -155,13 +160,12 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             }
         }
 
-        _retention = new Retention(options, dataDir, _log, _dedupe, _states, Outbound, _projections, _dispatchers, orphanCap, () => DataDirBytesNow, _time, _logger);
+        _disk = new DiskWatch(options.Storage, dataDir, _log, _quarantine, Tenants, _time, _logger);
+        _retention = new Retention(options, dataDir, _log, _dedupe, _states, Outbound, _projections, _dispatchers, orphanCap, () => _disk.BytesNow, _time, _logger);
         _replays = new EventReplays(Tenants, Pipeline, Quarantine, _deadLetters, _log, _dispatchers.Select(d => (d.Tenant.Id, d.Destination.Name)).ToHashSet(), _time);
-        _eventsTailAtSample = _log.TailAddress;
-        _quarantineTailAtSample = _quarantine.TailAddress;
-        _dataDirBytes = MeasureDataDir();
-        WarnIfDiskTooSmall();
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => Interlocked.Read(ref _dataDirBytes), () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
+        _disk.WarnIfDiskTooSmall();
+        _readiness = new Readiness(Damage, _log, _disk, _retention, Tenants, Outbound, _projections, _dispatchers, _time);
+        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => _disk.DataDirBytes, () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
         _log.CommitLatency = Metrics.CommitLatency;
     }
 
@@ -195,179 +199,22 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     public IReadOnlyList<DispatchStats> DispatchStats() => [.. _dispatchers.Select(d => d.Stats())];
 
     /// <summary>Bytes under <c>DataDir</c> at the last sample (every second).</summary>
-    public long DataDirBytes => Interlocked.Read(ref _dataDirBytes);
+    public long DataDirBytes => _disk.DataDirBytes;
 
     /// <summary>
-    /// Why the disk cannot take a webhook now, or null: writes are failing and being retried (disk full, read-only),
-    /// or the event log's commit has waited longer than <c>Storage:StallThreshold</c> (a frozen disk). While set,
-    /// webhooks get 503 with <c>Retry-After</c> and <c>/readyz</c> fails; it clears by itself once writes go through.
+    /// Why the disk cannot take a webhook now, or null (see <see cref="DiskWatch.StorageStall"/>): while set, webhooks
+    /// get 503 with <c>Retry-After</c> and <c>/readyz</c> fails; it clears by itself once writes go through.
     /// </summary>
-    public string? StorageStall
-    {
-        get
-        {
-            var io = DeviceIo.Shared;
-            if (io.StalledSince is var since and not 0)
-                return $"storage: writes failing for {System.Diagnostics.Stopwatch.GetElapsedTime(since).TotalSeconds:0} s ({io.StallReason}); retried every second, webhooks get 503 until they go through";
-            if (_log.CommitPendingFor is var pending && pending > _options.Storage.StallThreshold)
-                return $"event log: a commit has waited {pending.TotalSeconds:0.0} s for the disk, over Storage:StallThreshold {_options.Storage.StallThreshold.TotalSeconds:0.0} s (frozen or failing disk?); webhooks get 503";
-            return null;
-        }
-    }
+    public string? StorageStall => _disk.StorageStall;
 
     /// <summary>True while <c>DataDir</c> is over <c>Storage:MaxDiskBytes</c>: webhooks get 503 and <c>/readyz</c> fails.</summary>
-    public bool OverDiskQuota => _options.Storage.MaxDiskBytes > 0 && DataDirBytesNow > _options.Storage.MaxDiskBytes;
-
-    private long _eventsTailAtSample;
-    private long _quarantineTailAtSample;
+    public bool OverDiskQuota => _disk.OverDiskQuota;
 
     /// <summary>
-    /// <c>DataDir</c>'s bytes at the last sample plus what the event and quarantine logs took since (their tails
-    /// moved, written or about to be): the quota holds at append time, not a second late.
+    /// Why the server should not get traffic now, one line per reason (empty when ready); see
+    /// <see cref="Readiness.NotReadyReasons"/>.
     /// </summary>
-    private long DataDirBytesNow
-        => Interlocked.Read(ref _dataDirBytes)
-            + Math.Max(0, _log.TailAddress - Interlocked.Read(ref _eventsTailAtSample))
-            + Math.Max(0, _quarantine.TailAddress - Interlocked.Read(ref _quarantineTailAtSample));
-
-    /// <summary>
-    /// Why the server should not get traffic now, one line per reason (empty when ready): the event log failed a
-    /// write, <c>DataDir</c> is over its quota, a tenant has had no inbound message for longer than its
-    /// <c>InboundSilence</c> inside its active hours, a tenant's dispatch reader or worker failed unexpectedly in the
-    /// last 5 minutes (it was restarted), or a tenant's oldest undelivered event is older than its
-    /// <c>Forward:MaxBacklogAge</c>.
-    /// </summary>
-    public IReadOnlyList<string> NotReadyReasons()
-    {
-        var reasons = new List<string>();
-        foreach (var d in Damage.Open)
-            reasons.Add($"damage found at start-up (#{d.Id}, {d.FoundAt:u}): {d.Detail}; clear with POST /admin/damage/clear once handled");
-        if (_log.Failure is { } failure)
-            reasons.Add($"event log: a write failed ({failure.Message}); no webhook can be recorded");
-        if (StorageStall is { } stall)
-            reasons.Add(stall);
-        if (_retention.SkipReason is { } skipped)
-            reasons.Add(skipped);
-        if (OverDiskQuota)
-            reasons.Add($"disk: DataDir holds {DataDirBytes} bytes, over Storage:MaxDiskBytes {_options.Storage.MaxDiskBytes}; webhooks get 503");
-        var now = _time.GetUtcNow();
-        foreach (var t in Tenants.All)
-        {
-            if (t.Silence.IsSilent(now))
-                reasons.Add($"tenant {t.Id}: no inbound message for {t.Silence.SecondsSinceMessage(now.ToUnixTimeMilliseconds()):0} s, over InboundSilence {t.Options.InboundSilence.TotalSeconds:0} s inside its active hours (is Meta still sending to this webhook?)");
-        }
-        if (Outbound.RecentSchedulerFault() is { } schedulerFault)
-            reasons.Add(schedulerFault);
-        foreach (var (tenant, _, queued, paused) in Outbound.TenantStats())
-        {
-            if (paused)
-                reasons.Add($"tenant {tenant}: sends paused, Meta refused the access token (code 190); {queued} sends wait");
-        }
-        if (_projections.RecentFault() is { } projectionFault)
-            reasons.Add($"projections (delivery state, windows, send statuses): {projectionFault}");
-        foreach (var d in _dispatchers)
-        {
-            var who = d.Destination.Name == Destinations.DestinationSpec.ForwardName ? $"tenant {d.Tenant.Id}" : $"tenant {d.Tenant.Id}, destination {d.Destination.Name}";
-            if (d.RecentFault() is { } fault)
-                reasons.Add($"{who}: {fault}");
-            var stats = d.Stats();
-            var limit = d.Destination.Policy.MaxBacklogAge;
-            if (stats.OldestUnforwardedAgeSeconds > limit.TotalSeconds)
-                reasons.Add($"{who}: oldest undelivered event is {stats.OldestUnforwardedAgeSeconds:0} s old, over {(d.Destination.FromForward ? "Forward:" : "")}MaxBacklogAge {limit.TotalSeconds:0} s ({stats.BacklogEvents} events waiting)");
-        }
-        return reasons;
-    }
-
-    private long MeasureDataDir()
-    {
-        long total = 0;
-        try
-        {
-            foreach (var file in new DirectoryInfo(DataDir).EnumerateFiles("*", SearchOption.AllDirectories))
-            {
-                try
-                {
-                    total += file.Length;
-                }
-                catch (FileNotFoundException)
-                {
-                    // deleted while we looked (a truncated segment)
-                }
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            StorageLog.DiskMeasureFailed(_logger, ex, DataDir);
-        }
-        return total;
-    }
-
-    private async Task DiskWatchLoopAsync(CancellationToken ct)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
-            {
-                WatchStall();
-                var was = OverDiskQuota;
-                var events = _log.TailAddress;
-                var quarantine = _quarantine.TailAddress;
-                var measured = MeasureDataDir();
-                // Tails read before the measure: what was appended meanwhile is counted twice (the safe side) until the next sample.
-                Interlocked.Exchange(ref _dataDirBytes, measured);
-                Interlocked.Exchange(ref _eventsTailAtSample, events);
-                Interlocked.Exchange(ref _quarantineTailAtSample, quarantine);
-                if (OverDiskQuota != was)
-                    StorageLog.DiskQuota(_logger, OverDiskQuota, DataDirBytes, _options.Storage.MaxDiskBytes);
-                WatchSilence();
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-    }
-
-    private string? _stallLogged;
-    private long _stallStarted;
-    private long _unavailableAtStall;
-
-    /// <summary>Logs a storage stall once when it starts and once when it ends, with the webhooks refused meanwhile (checked every second).</summary>
-    private void WatchStall()
-    {
-        var stall = StorageStall;
-        if (stall is not null && _stallLogged is null)
-        {
-            _stallLogged = stall;
-            _stallStarted = _time.GetTimestamp();
-            _unavailableAtStall = Tenants.All.Sum(t => t.Counters.Requests(RequestResult.Unavailable));
-            EngineLog.StorageStalled(_logger, stall);
-        }
-        else if (stall is null && _stallLogged is not null)
-        {
-            _stallLogged = null;
-            var refused = Tenants.All.Sum(t => t.Counters.Requests(RequestResult.Unavailable)) - _unavailableAtStall;
-            EngineLog.StorageResumed(_logger, _time.GetElapsedTime(_stallStarted).TotalSeconds, refused);
-        }
-    }
-
-    private readonly HashSet<string> _silent = new(StringComparer.Ordinal);
-
-    /// <summary>Logs each tenant's inbound silence when it starts and when it ends (checked every second).</summary>
-    private void WatchSilence()
-    {
-        var now = _time.GetUtcNow();
-        foreach (var t in Tenants.All)
-        {
-            if (!t.Silence.Enabled)
-                continue;
-            var silent = t.Silence.IsSilent(now);
-            if (silent && _silent.Add(t.Id))
-                EngineLog.InboundSilent(_logger, t.Id, t.Silence.SecondsSinceMessage(now.ToUnixTimeMilliseconds()), t.Options.InboundSilence.TotalSeconds);
-            else if (!silent && _silent.Remove(t.Id))
-                EngineLog.InboundResumed(_logger, t.Id);
-        }
-    }
+    public IReadOnlyList<string> NotReadyReasons() => _readiness.NotReadyReasons();
 
     /// <summary>The configured tenants.</summary>
     public TenantRegistry Tenants { get; }
@@ -429,7 +276,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
             d.Start();
         Outbound.Start();
         _maintenance = Task.Run(() => _retention.RunAsync(_stop.Token), CancellationToken.None);
-        _diskWatch = Task.Run(() => DiskWatchLoopAsync(_stop.Token), CancellationToken.None);
+        _diskWatch = Task.Run(() => _disk.RunAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
 
@@ -441,20 +288,6 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
 
     /// <summary>Checkpoints skipped since start because their files would not have fit (<c>fastingest_checkpoints_skipped_total</c>).</summary>
     public long CheckpointsSkipped => _retention.CheckpointsSkipped;
-
-    private void WarnIfDiskTooSmall()
-    {
-        try
-        {
-            var drive = new DriveInfo(DataDir);
-            var fixedBytes = StorageFootprint.FixedDiskBytes(_options.Storage);
-            if (drive.TotalSize < fixedBytes)
-                EngineLog.DiskTooSmall(_logger, DataDir, drive.TotalSize, fixedBytes);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-        }
-    }
 
     /// <summary>
     /// Marks the start of a shutdown (the host's <c>ApplicationStopping</c>): <c>ShutdownTimeout</c> counts from here,
