@@ -54,6 +54,9 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     private readonly ForwardOptions _options;
     private readonly bool _needsField;
     private readonly uint _tenantHash;
+    private readonly DestinationFeed? _feed;
+    private int _fed;
+    private TaskCompletionSource _unfed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _scannedUntil;
     private long _delivered;
     private long _deadLettered;
@@ -67,8 +70,9 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     /// <summary>How long <c>/readyz</c> shows a reader or worker fault after it happened: 5 minutes.</summary>
     public static readonly TimeSpan FaultVisibleFor = Internal.FaultMemory.VisibleFor;
 
-    public DestinationDispatcher(Tenant tenant, Destinations.DestinationSpec destination, EventLog log, Projections.ProjectionFollower projections, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger)
+    public DestinationDispatcher(Tenant tenant, Destinations.DestinationSpec destination, EventLog log, Projections.ProjectionFollower projections, IForwardTarget target, CircuitBreaker breaker, DeadLetterQueue deadLetters, DeliveryStateStore states, AckSet acked, long startAddress, TimeProvider time, ILogger logger, ILogger eventsLogger, DestinationFeed? feed = null)
     {
+        _feed = feed;
         _destination = destination;
         _projections = projections;
         _secret = destination.Kind is Configuration.DestinationKind.Webhook or Configuration.DestinationKind.Chatwoot && destination.Options.Secret is { Length: > 0 } secret
@@ -180,10 +184,26 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
         => Internal.Supervised.RunAsync(loop, ex => Fault(role, ex), s_restartDelay, _time, ct);
 
     /// <summary>
-    /// Follows the log from <see cref="ScannedUntil"/>. Each record's events are added to the queue in the same
+    /// Reads this destination's events while the shared feed (<see cref="DestinationFeed"/>) does not bring them: from
+    /// <see cref="ScannedUntil"/> with a scan of its own until it has caught up with the feed, then waits while fed,
+    /// and reads on its own again from where the feed left it. Each record's events are added to the queue in the same
     /// synchronous step that advances <see cref="ScannedUntil"/>, so a restarted reader neither skips nor repeats one.
     /// </summary>
     private async Task ReadLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            if (Volatile.Read(ref _fed) == 1)
+            {
+                await Volatile.Read(ref _unfed).Task.WaitAsync(ct).ConfigureAwait(false);
+                continue;
+            }
+            await ReadOwnAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Follows the log with a scan of its own; returns once the feed took over.</summary>
+    private async Task ReadOwnAsync(CancellationToken ct)
     {
         using var iter = _log.Scan(ScannedUntil);
         while (!ct.IsCancellationRequested)
@@ -194,19 +214,70 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
                 if (owner is null)
                 {
                     Advance(null, next);
-                    continue;
                 }
-                using (owner)
+                else
                 {
-                    // Never ahead of the views: a bot answering a message finds its window open, and a status's
-                    // stale verdict is the one the delivery state gave it.
-                    if (_projections.AppliedUntil <= address)
-                        await _projections.WaitBeyondAsync(address, ct).ConfigureAwait(false);
-                    Prepare(owner.Memory.Span[..length], address, next);
+                    using (owner)
+                    {
+                        // Never ahead of the views: a bot answering a message finds its window open, and a status's
+                        // stale verdict is the one the delivery state gave it.
+                        if (_projections.AppliedUntil <= address)
+                            await _projections.WaitBeyondAsync(address, ct).ConfigureAwait(false);
+                        Prepare(owner.Memory.Span[..length], address, next);
+                    }
+                    await _queue.WaitForRoomAsync(ct).ConfigureAwait(false);
                 }
-                await _queue.WaitForRoomAsync(ct).ConfigureAwait(false);
+                if (_feed?.TryAttach(this) == true)
+                    return;
             }
+            if (_feed?.TryAttach(this) == true)
+                return;
             await iter.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Called by the feed, under its lock, when it takes over: the own scan stops.</summary>
+    internal void MarkAttached()
+    {
+        Volatile.Write(ref _unfed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        Volatile.Write(ref _fed, 1);
+    }
+
+    /// <summary>Called by the feed, under its lock, when it lets go: the own scan resumes at <see cref="ScannedUntil"/>.</summary>
+    internal void MarkDetached()
+    {
+        Volatile.Write(ref _fed, 0);
+        Volatile.Read(ref _unfed).TrySetResult();
+    }
+
+    /// <summary>
+    /// One record from the feed (already applied to the views), at <paramref name="address"/>: skipped when the own
+    /// scan read it already, otherwise taken. False, to be detached, when it is this destination's and the queue is
+    /// full (the own scan waits for room, the feed never does), or when building its items failed (counted as a
+    /// fault; the own scan tries again from it).
+    /// </summary>
+    internal bool OnFeed(ReadOnlySpan<byte> record, long address, long next)
+    {
+        // Below ScannedUntil the own scan read it. At or past it, it is the next record: every record the feed offered
+        // since attaching was taken here, and between ScannedUntil and this address lie only FASTER's commit records.
+        if (address < ScannedUntil)
+            return true;
+        if (!Takes(record))
+        {
+            Advance(null, next);
+            return true;
+        }
+        if (_queue.Count >= _queue.Capacity)
+            return false;
+        try
+        {
+            Prepare(record, address, next);
+            return true;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Fault("feed", ex);
+            return false;
         }
     }
 
@@ -441,6 +512,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     /// </summary>
     public async Task StopAsync(CancellationToken drainDeadline)
     {
+        _feed?.Remove(this); // from here on the feed offers nothing: the queue is drained at dispose
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {

@@ -141,6 +141,10 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         // A view store started empty at this start (damage) is rebuilt from every status the log still holds.
         var viewsReset = Damage.FoundSinceStart.Any(d => d.Key is "state" or "window" or "outbound-index");
         _projections = new Projections.ProjectionFollower(_log, Tenants, _states, Outbound, viewsReset || positions.Projections == 0 ? _log.BeginAddress : StartOf(positions.Projections), _time, loggerFactory.CreateLogger("FastIngest.Projections"));
+        // One read of the log feeds the views and every destination that is caught up (the others read on their own until they are).
+        var feed = new DestinationFeed(_projections.AppliedUntil);
+        _projections.Feed = feed;
+        Feed = feed;
         // One breaker per destination address: tenants delivering to the same bot URL (or broker) share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
         {
@@ -155,7 +159,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
                     breaker = new CircuitBreaker(target.Describe, policy.BreakerFailures, policy.BreakDuration, policy.MaxBackoff > policy.BreakDuration ? policy.MaxBackoff : policy.BreakDuration, _time);
                     breakers.Add(target.Describe, breaker);
                 }
-                _dispatchers.Add(new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, acked, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)), _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events")));
+                _dispatchers.Add(new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, acked, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)), _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events"), feed));
                 EngineLog.TenantReady(_logger, tenant.Id, destination.Name == Destinations.DestinationSpec.ForwardName ? target.Describe : $"{destination.Name}: {target.Describe}");
             }
         }
@@ -168,6 +172,9 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => _disk.DataDirBytes, () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
         _log.CommitLatency = Metrics.CommitLatency;
     }
+
+    /// <summary>The shared read that feeds the destinations that are caught up.</summary>
+    internal DestinationFeed Feed { get; }
 
     /// <summary>Acks read at start-up and kept in memory: those at or above their destination's delivered watermark.</summary>
     internal int AcksKeptAtStart { get; }

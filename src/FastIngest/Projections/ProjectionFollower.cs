@@ -49,6 +49,13 @@ internal sealed class ProjectionFollower : IAsyncDisposable
         _faults = new Internal.FaultMemory(time);
     }
 
+    /// <summary>
+    /// The destinations' shared feed (set before <see cref="Start"/>): each record, once applied, is offered to it, so
+    /// that the destinations that are caught up read nothing of the log themselves. Its position starts at this
+    /// follower's start address.
+    /// </summary>
+    public Dispatch.DestinationFeed? Feed { get; set; }
+
     /// <summary>Every record below this address has been applied to the views.</summary>
     public long AppliedUntil => Interlocked.Read(ref _appliedUntil);
 
@@ -89,8 +96,12 @@ internal sealed class ProjectionFollower : IAsyncDisposable
             while (iter.GetNext(MemoryPool<byte>.Shared, out var owner, out var length, out var address, out var next))
             {
                 using (owner)
+                {
                     Apply(owner.Memory.Span[..length], address);
-                Interlocked.Exchange(ref _appliedUntil, next);
+                    Interlocked.Exchange(ref _appliedUntil, next);
+                    // Then to every destination that is caught up, in the same read (one read of the log for all).
+                    Feed?.Offer(owner.Memory.Span[..length], address, next);
+                }
                 if (++read % 256 == 0)
                     Signal();
             }
