@@ -120,6 +120,36 @@ public sealed class StorageOptions
     public long SendMemoryBytes { get; set; } = 16L << 20;
 }
 
+/// <summary>How a tenant's webhooks are authenticated (<c>Tenants:{i}:Inbound:Auth</c>).</summary>
+public enum InboundAuth
+{
+    /// <summary><c>X-Hub-Signature-256</c> under the app secret (Meta's own webhooks); the <c>hub.challenge</c> handshake answers GET.</summary>
+    MetaSignature,
+
+    /// <summary>
+    /// A secret header that a Business Solution Provider is configured to send (360dialog's webhook settings take
+    /// custom headers): <c>Inbound:HeaderName</c> must carry one of <c>Inbound:HeaderValue</c> / <c>HeaderValues:{n}</c>,
+    /// compared in fixed time. There is no handshake: GET answers 404.
+    /// </summary>
+    Header,
+}
+
+/// <summary><c>FastIngest:Tenants:{i}:Inbound</c>: the authentication of the tenant's webhooks.</summary>
+public sealed class InboundOptions
+{
+    /// <summary><c>Auth</c>: <c>MetaSignature</c> (default) or <c>Header</c> (a string, so a bad value is reported with its key).</summary>
+    public string Auth { get; set; } = nameof(InboundAuth.MetaSignature);
+
+    /// <summary><c>HeaderName</c>: the header a BSP sends (Header mode), e.g. <c>X-Partner-Auth</c>.</summary>
+    public string? HeaderName { get; set; }
+
+    /// <summary><c>HeaderValue</c>: the secret value of <see cref="HeaderName"/> (at least 16 characters).</summary>
+    public string? HeaderValue { get; set; }
+
+    /// <summary><c>HeaderValues:{n}</c>: more accepted values, for a rotation (each at least 16 characters).</summary>
+    public List<string> HeaderValues { get; set; } = [];
+}
+
 /// <summary><c>FastIngest:Tenants:{i}</c>: one WhatsApp app whose webhooks arrive at <c>/webhooks/{Id}</c>.</summary>
 public sealed class TenantOptions
 {
@@ -128,6 +158,17 @@ public sealed class TenantOptions
 
     /// <summary><c>AppSecret</c>: the Meta app secret that keys <c>X-Hub-Signature-256</c>.</summary>
     public string AppSecret { get; set; } = "";
+
+    /// <summary>
+    /// <c>AppSecrets:{n}</c>: more app secrets accepted like <see cref="AppSecret"/>, for a rotation without a window of
+    /// 401s: a webhook valid under any of them is accepted, and <c>fastingest_signature_key_used_total{tenant,key_index}</c>
+    /// counts which one matched (index 0 is <see cref="AppSecret"/> when it is set, then these in order), so that the
+    /// old secret can be removed once nothing matches it any more.
+    /// </summary>
+    public List<string> AppSecrets { get; set; } = [];
+
+    /// <summary><c>Inbound</c>: how this tenant's webhooks prove they are authentic (default: Meta's signature).</summary>
+    public InboundOptions Inbound { get; set; } = new();
 
     /// <summary><c>VerifyToken</c>: the <c>hub.verify_token</c> set in the app's webhook configuration.</summary>
     public string VerifyToken { get; set; } = "";

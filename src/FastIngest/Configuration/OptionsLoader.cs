@@ -119,9 +119,34 @@ public static class OptionsLoader
                 throw new ConfigurationException($"{k}:Id", "must be 1-64 of letters, digits, '-', '_', '.'");
             if (!ids.Add(t.Id))
                 throw new ConfigurationException($"{k}:Id", $"'{t.Id}' is used by another tenant");
-            if (string.IsNullOrEmpty(t.AppSecret))
-                throw new ConfigurationException($"{k}:AppSecret", "is required");
-            if (string.IsNullOrEmpty(t.VerifyToken))
+            if (!Enum.TryParse<InboundAuth>(t.Inbound.Auth, ignoreCase: false, out var auth) || !Enum.IsDefined(auth))
+                throw new ConfigurationException($"{k}:Inbound:Auth", t.Inbound.Auth == "D360Signature"
+                    ? "D360Signature is not supported (README, Behind a BSP): use Header with a custom webhook header"
+                    : $"'{t.Inbound.Auth}' is not one of MetaSignature, Header");
+            if (auth == InboundAuth.Header)
+            {
+                if (string.IsNullOrWhiteSpace(t.Inbound.HeaderName) || !t.Inbound.HeaderName.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+                    throw new ConfigurationException($"{k}:Inbound:HeaderName", "is required with Inbound:Auth Header (a header name: letters, digits, '-', '_')");
+                if (t.Inbound.HeaderValue is null && t.Inbound.HeaderValues.Count == 0)
+                    throw new ConfigurationException($"{k}:Inbound:HeaderValue", "is required with Inbound:Auth Header (or HeaderValues:0)");
+                if (t.Inbound.HeaderValue is { } one && one.Length < 16)
+                    throw new ConfigurationException($"{k}:Inbound:HeaderValue", "must be at least 16 characters");
+                for (var j = 0; j < t.Inbound.HeaderValues.Count; j++)
+                {
+                    if (t.Inbound.HeaderValues[j] is not { Length: >= 16 })
+                        throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:Inbound:HeaderValues:{j}"), "must be at least 16 characters");
+                }
+            }
+            else if (string.IsNullOrEmpty(t.AppSecret) && t.AppSecrets.Count == 0)
+            {
+                throw new ConfigurationException($"{k}:AppSecret", "is required (or AppSecrets:0)");
+            }
+            for (var j = 0; j < t.AppSecrets.Count; j++)
+            {
+                if (string.IsNullOrEmpty(t.AppSecrets[j]))
+                    throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:AppSecrets:{j}"), "is empty");
+            }
+            if (string.IsNullOrEmpty(t.VerifyToken) && auth == InboundAuth.MetaSignature)
                 throw new ConfigurationException($"{k}:VerifyToken", "is required");
             Duration(t.InboundSilence, $"{k}:InboundSilence", TimeSpan.Zero, Days(30));
             try

@@ -1,3 +1,4 @@
+using FastIngest.Configuration;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Security.Cryptography;
@@ -91,7 +92,11 @@ public sealed class WebhookMiddleware
             return ingest.IsCompletedSuccessfully ? Task.CompletedTask : ingest.AsTask();
         }
         if (HttpMethods.IsGet(method))
-            return Handshake(context, tenant);
+        {
+            // A BSP-hosted number has no Meta handshake (360dialog sends no hub.challenge).
+            return tenant.InboundAuth == InboundAuth.MetaSignature ? Handshake(context, tenant)
+                : Reply(context, StatusCodes.Status404NotFound, "this tenant's webhooks come from a BSP: there is no hub.challenge handshake");
+        }
         context.Response.Headers.Allow = "GET, POST";
         return Reply(context, StatusCodes.Status405MethodNotAllowed, "use GET for the handshake and POST for events");
     }
@@ -238,7 +243,23 @@ public sealed class WebhookMiddleware
             return default(Received) with { Answered = true };
         }
         var signatures = request.Headers[WebhookSignature.HeaderName];
-        if (signatures.Count != 1)
+        if (tenant.InboundAuth == InboundAuth.Header)
+        {
+            // A secret header instead of a signature: checked before a byte of the body is read.
+            var secret = request.Headers[tenant.InboundHeaderName];
+            if (secret.Count != 1 || tenant.MatchInboundHeader(secret.ToString()) is var matched && matched < 0)
+            {
+                await Reject(context, tenant, StatusCodes.Status401Unauthorized, secret.Count switch
+                {
+                    0 => $"{tenant.InboundHeaderName} is missing",
+                    1 => $"{tenant.InboundHeaderName} does not match",
+                    _ => $"{tenant.InboundHeaderName} is duplicated",
+                }).ConfigureAwait(false);
+                return default(Received) with { Answered = true };
+            }
+            tenant.Counters.SignatureKeyUsed(matched);
+        }
+        else if (signatures.Count != 1)
         {
             await Reject(context, tenant, StatusCodes.Status401Unauthorized,
                 signatures.Count == 0 ? "X-Hub-Signature-256 is missing" : "X-Hub-Signature-256 is duplicated").ConfigureAwait(false);
@@ -288,7 +309,14 @@ public sealed class WebhookMiddleware
                     break;
             }
 
-            var check = WebhookSignature.VerifyRawOrEscaped(signatures.ToString(), tenant.InboundHmac, body.AsSpan(0, length));
+            // Every accepted app secret in turn (a rotation): the first that matches is counted by its index.
+            var check = tenant.InboundAuth == InboundAuth.Header ? SignatureCheck.Valid : SignatureCheck.Mismatch;
+            for (var key = 0; key < tenant.AppSecrets.Length && check == SignatureCheck.Mismatch; key++)
+            {
+                check = WebhookSignature.VerifyRawOrEscaped(signatures.ToString(), tenant.InboundHmacOf(key), body.AsSpan(0, length));
+                if (check == SignatureCheck.Valid)
+                    tenant.Counters.SignatureKeyUsed(key);
+            }
             if (check != SignatureCheck.Valid)
             {
                 await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch

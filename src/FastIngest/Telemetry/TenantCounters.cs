@@ -25,6 +25,7 @@ public sealed class TenantCounters
 {
     private readonly long[] _requests = new long[Enum.GetValues<RequestResult>().Length];
     private long _eventsAccepted;
+    private long[] _signatureKeys = [0];
     private long _duplicates;
 
     /// <summary>Counts one request with its result.</summary>
@@ -38,6 +39,15 @@ public sealed class TenantCounters
         if (events > newEvents)
             Interlocked.Add(ref _duplicates, events - newEvents);
     }
+
+    /// <summary>Sizes the per-key counts to <paramref name="keys"/> accepted app secrets (once, at start).</summary>
+    public void SignatureKeys(int keys) => _signatureKeys = new long[Math.Max(1, keys)];
+
+    /// <summary>Counts a webhook whose signature matched app secret <paramref name="index"/>.</summary>
+    public void SignatureKeyUsed(int index) => Interlocked.Increment(ref _signatureKeys[index]);
+
+    /// <summary>Webhooks so far whose signature matched each accepted app secret, by its index.</summary>
+    public IReadOnlyList<long> SignatureKeysUsed => [.. _signatureKeys.Select((_, i) => Interlocked.Read(ref _signatureKeys[i]))];
 
     /// <summary>Requests so far with <paramref name="result"/>.</summary>
     public long Requests(RequestResult result) => Interlocked.Read(ref _requests[(int)result]);

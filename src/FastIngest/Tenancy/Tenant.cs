@@ -17,21 +17,35 @@ public sealed class Tenant : IDisposable
         Options = options;
         Id = options.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
-        AppSecret = Encoding.UTF8.GetBytes(options.AppSecret);
+        AppSecrets = [.. new[] { options.AppSecret }.Concat(options.AppSecrets).Where(k => !string.IsNullOrEmpty(k)).Select(Encoding.UTF8.GetBytes)];
+        AppSecret = AppSecrets.Length > 0 ? AppSecrets[0] : [];
+        InboundAuth = Enum.TryParse<InboundAuth>(options.Inbound.Auth, out var auth) ? auth : Configuration.InboundAuth.MetaSignature;
+        InboundHeaderName = options.Inbound.HeaderName ?? "";
+        InboundHeaderValues = [.. new[] { options.Inbound.HeaderValue }.Concat(options.Inbound.HeaderValues).Where(v => !string.IsNullOrEmpty(v)).Select(v => Encoding.UTF8.GetBytes(v!))];
         VerifyToken = Encoding.UTF8.GetBytes(options.VerifyToken);
         ForwardSecret = options.Forward.Secret is { Length: > 0 } s ? Encoding.UTF8.GetBytes(s) : [];
         Silence = new InboundSilence(options, (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds());
         Outage = new BotOutage(options.Outbound.HoldingAfter, !string.IsNullOrEmpty(options.Outbound.HoldingMessage));
-        _inboundHmac = new ThreadLocal<IncrementalHash>(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, AppSecret));
+        _inboundHmac = [.. AppSecrets.Select(key => new ThreadLocal<IncrementalHash>(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key)))];
+        Counters.SignatureKeys(InboundAuth == Configuration.InboundAuth.Header ? InboundHeaderValues.Length : AppSecrets.Length);
     }
 
-    private readonly ThreadLocal<IncrementalHash> _inboundHmac;
+    private readonly ThreadLocal<IncrementalHash>[] _inboundHmac;
 
     /// <summary>
     /// This thread's HMAC-SHA256 keyed with <see cref="AppSecret"/>, kept for reuse (one per thread and tenant).
     /// Use it on this thread only, and finish each hash (<see cref="IncrementalHash.GetHashAndReset(Span{byte})"/>).
     /// </summary>
-    public IncrementalHash InboundHmac => _inboundHmac.Value!;
+    public IncrementalHash InboundHmac => _inboundHmac[0].Value!;
+
+    /// <summary>As <see cref="InboundHmac"/>, keyed with <see cref="AppSecrets"/>[<paramref name="index"/>].</summary>
+    public IncrementalHash InboundHmacOf(int index) => _inboundHmac[index].Value!;
+
+    /// <summary>
+    /// Every accepted app secret, UTF-8: <c>AppSecret</c> (when set) first, then <c>AppSecrets:{n}</c> in order; the
+    /// index is the <c>key_index</c> of <c>fastingest_signature_key_used_total</c>.
+    /// </summary>
+    public byte[][] AppSecrets { get; }
 
     /// <summary>The tenant id (the <c>{tenant}</c> of <c>/webhooks/{tenant}</c>).</summary>
     public string Id { get; }
@@ -39,7 +53,31 @@ public sealed class Tenant : IDisposable
     /// <summary><see cref="Id"/> as UTF-8: stored in log records and hashed into dedupe keys.</summary>
     public byte[] IdUtf8 { get; }
 
-    /// <summary>The Meta app secret, UTF-8: the HMAC key of inbound <c>X-Hub-Signature-256</c>.</summary>
+    /// <summary>How this tenant's webhooks are authenticated.</summary>
+    public InboundAuth InboundAuth { get; }
+
+    /// <summary>The secret header's name (<see cref="Configuration.InboundAuth.Header"/>); "" otherwise.</summary>
+    public string InboundHeaderName { get; }
+
+    /// <summary>The secret header's accepted values, UTF-8 (<c>Inbound:HeaderValue</c> first, then <c>HeaderValues:{n}</c>).</summary>
+    public byte[][] InboundHeaderValues { get; }
+
+    /// <summary>Whether <paramref name="value"/> is one of <see cref="InboundHeaderValues"/> (each compared in fixed time); the index matched, or -1.</summary>
+    public int MatchInboundHeader(ReadOnlySpan<char> value)
+    {
+        Span<byte> given = stackalloc byte[256];
+        if (value.Length > 256 || !Encoding.UTF8.TryGetBytes(value, given, out var length))
+            return -1;
+        var match = -1;
+        for (var i = 0; i < InboundHeaderValues.Length; i++)
+        {
+            if (CryptographicOperations.FixedTimeEquals(given[..length], InboundHeaderValues[i]) && match < 0)
+                match = i;
+        }
+        return match;
+    }
+
+    /// <summary>The first accepted app secret, UTF-8 (see <see cref="AppSecrets"/>).</summary>
     public byte[] AppSecret { get; }
 
     /// <summary>The <c>hub.verify_token</c>, UTF-8.</summary>
@@ -58,7 +96,11 @@ public sealed class Tenant : IDisposable
     public TenantOptions Options { get; }
 
     /// <summary>Drops the per-thread HMAC contexts (each is released by its finalizer).</summary>
-    public void Dispose() => _inboundHmac.Dispose();
+    public void Dispose()
+    {
+        foreach (var hmac in _inboundHmac)
+            hmac.Dispose();
+    }
 }
 
 /// <summary>Tenants by id, found without allocating from a span of the request path or of a log record.</summary>
