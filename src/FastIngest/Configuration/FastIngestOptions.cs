@@ -346,6 +346,21 @@ public sealed class TenantOutboundOptions
     public string? AccessToken { get; set; }
 
     /// <summary>
+    /// <c>Provider</c>: where sends go. <c>Meta</c> (default): <c>POST {Outbound:GraphUrl}/{version}/{phone_number_id}/messages</c>
+    /// with <c>Authorization: Bearer</c>. <c>360dialog</c>, for a number hosted at 360dialog: <c>POST {BaseUrl}/messages</c>
+    /// (no version, no phone number id in the path: 360dialog adds it) with header <c>D360-API-KEY: {ApiKey}</c>, the
+    /// same body and the same answer and error shapes as Meta's Cloud API (360dialog's docs, "The Basics": base URL
+    /// <c>https://waba-v2.360dialog.io</c>, <c>POST /messages</c>, <c>D360-API-KEY</c>). The bot calls FastIngest the same way for both.
+    /// </summary>
+    public string Provider { get; set; } = "Meta";
+
+    /// <summary><c>BaseUrl</c>: 360dialog's API (default <c>https://waba-v2.360dialog.io</c>; other regions, tests).</summary>
+    public string BaseUrl { get; set; } = "https://waba-v2.360dialog.io";
+
+    /// <summary><c>ApiKey</c>: the number's 360dialog API key (<c>D360-API-KEY</c>); required with Provider 360dialog; never logged.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>
     /// <c>BotToken</c>: the credential the bot presents to FastIngest (at least 16 characters), required for every tenant
     /// with <see cref="PhoneNumberIds"/>: as <c>Authorization: Bearer {BotToken}</c> when the tenant has an
     /// <see cref="AccessToken"/>, as <c>X-FastIngest-Bot-Token: {BotToken}</c> when the bot's own token is passed through.

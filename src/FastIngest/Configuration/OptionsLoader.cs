@@ -234,6 +234,17 @@ public static class OptionsLoader
             if (!phoneNumbers.Add(id))
                 throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:PhoneNumberIds:{i}"), $"{id} is listed by another tenant");
         }
+        if (o.Provider is not ("Meta" or "360dialog"))
+            throw new ConfigurationException($"{k}:Provider", $"'{o.Provider}' is not one of Meta, 360dialog");
+        if (o.Provider == "360dialog")
+        {
+            if (string.IsNullOrEmpty(o.ApiKey))
+                throw new ConfigurationException($"{k}:ApiKey", "is required with Outbound:Provider 360dialog (the number's D360-API-KEY)");
+            if (!Uri.TryCreate(o.BaseUrl, UriKind.Absolute, out var d360) || d360.Scheme is not ("http" or "https"))
+                throw new ConfigurationException($"{k}:BaseUrl", $"'{o.BaseUrl}' is not an absolute http(s) URL");
+            if (o.PhoneNumberIds.Count > 0 && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
+                throw new ConfigurationException($"{k}:BotToken", "is required with Outbound:Provider 360dialog (at least 16 characters)");
+        }
         if (!string.IsNullOrEmpty(o.AccessToken) && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
             throw new ConfigurationException($"{k}:BotToken", "is required with Outbound:AccessToken (at least 16 characters)");
         if (o.PhoneNumberIds.Count > 0 && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)

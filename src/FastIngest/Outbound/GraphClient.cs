@@ -26,9 +26,13 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
     private readonly string _base = graphUrl.AbsoluteUri.TrimEnd('/');
 
     /// <summary>Sends and classifies; never throws for Meta's or the network's failures (they come back as <see cref="MetaErrorClass.Transient"/>).</summary>
-    public async Task<GraphAnswer> SendAsync(OutboundMessage message, string authorization, byte[] body, CancellationToken cancellationToken)
+    /// <remarks>
+    /// With <paramref name="d360Url"/> (a tenant whose <c>Outbound:Provider</c> is 360dialog) the send goes to that URL
+    /// (<c>{BaseUrl}/messages</c>) with <paramref name="authorization"/> as <c>D360-API-KEY</c>; the answer is read the same way.
+    /// </remarks>
+    public async Task<GraphAnswer> SendAsync(OutboundMessage message, string authorization, byte[] body, CancellationToken cancellationToken, string? d360Url = null)
     {
-        using var request = Request(message.Version, message.PhoneNumberId, authorization, body);
+        using var request = Request(message.Version, message.PhoneNumberId, authorization, body, d360Url);
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
         try
@@ -60,9 +64,9 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
     /// Posts <paramref name="body"/> to <c>{version}/{phone_number_id}/messages</c> as it is and returns Meta's answer
     /// as Meta gave it (status, bytes, content type); null when Meta did not answer (timeout, connection error).
     /// </summary>
-    public async Task<(int Status, byte[] Body, string? ContentType)?> ForwardAsync(string version, string phoneNumberId, string authorization, byte[] body, CancellationToken cancellationToken)
+    public async Task<(int Status, byte[] Body, string? ContentType)?> ForwardAsync(string version, string phoneNumberId, string authorization, byte[] body, CancellationToken cancellationToken, string? d360Url = null)
     {
-        using var request = Request(version, phoneNumberId, authorization, body);
+        using var request = Request(version, phoneNumberId, authorization, body, d360Url);
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
         try
@@ -81,12 +85,15 @@ internal sealed class GraphClient(HttpClient http, Uri graphUrl, TimeSpan timeou
         }
     }
 
-    /// <summary>A POST of <paramref name="body"/> (JSON) to <c>{version}/{phone_number_id}/messages</c> under <paramref name="authorization"/>.</summary>
-    private HttpRequestMessage Request(string version, string phoneNumberId, string authorization, byte[] body)
+    /// <summary>
+    /// A POST of <paramref name="body"/> (JSON) to <c>{version}/{phone_number_id}/messages</c> under
+    /// <paramref name="authorization"/>; or, for 360dialog, to <paramref name="d360Url"/> with it as <c>D360-API-KEY</c>.
+    /// </summary>
+    private HttpRequestMessage Request(string version, string phoneNumberId, string authorization, byte[] body, string? d360Url)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, $"{_base}/{version}/{phoneNumberId}/messages") { Content = new ByteArrayContent(body) };
+        var request = new HttpRequestMessage(HttpMethod.Post, d360Url ?? $"{_base}/{version}/{phoneNumberId}/messages") { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        request.Headers.TryAddWithoutValidation(d360Url is null ? "Authorization" : "D360-API-KEY", authorization);
         return request;
     }
 

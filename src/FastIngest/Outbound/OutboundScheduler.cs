@@ -13,7 +13,9 @@ internal sealed class OutboundLane : IDisposable
         Tenant = tenant;
         var o = tenant.Options.Outbound;
         Options = o;
-        Bearer = string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
+        Is360Dialog = o.Provider == "360dialog";
+        Bearer = Is360Dialog ? o.ApiKey : string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
+        SendsUrl = Is360Dialog ? o.BaseUrl.TrimEnd('/') + "/messages" : null;
         BotTokens = [.. new[] { o.BotToken }.Concat(o.BotTokens).Where(t => !string.IsNullOrEmpty(t)).Select(t => t!)];
         Quota = o.Rate > 0 ? new ThroughputBucket(tenant.Id, o.Rate, shared.RateRecoveryInterval, time) : null;
         Phones = [.. o.PhoneNumberIds.Select(p => new PhoneQueue(p, new ThroughputBucket(p, o.PhoneNumberRate, shared.RateRecoveryInterval, time)))];
@@ -30,8 +32,17 @@ internal sealed class OutboundLane : IDisposable
     public Tenancy.Tenant Tenant { get; }
     public TenantOutboundOptions Options { get; }
 
-    /// <summary><c>Bearer {AccessToken}</c>, or null when the bot's own header is passed through.</summary>
+    /// <summary>
+    /// The tenant's credential as it goes out: <c>Bearer {AccessToken}</c> (Meta), the <c>D360-API-KEY</c> value
+    /// (360dialog), or null when the bot's own header is passed through to Meta.
+    /// </summary>
     public string? Bearer { get; }
+
+    /// <summary>Whether sends go to 360dialog (<c>Outbound:Provider</c>) instead of Meta's Graph API.</summary>
+    public bool Is360Dialog { get; }
+
+    /// <summary>360dialog's <c>{BaseUrl}/messages</c>; null for Meta.</summary>
+    public string? SendsUrl { get; }
 
     /// <summary><c>BotToken</c> and <c>BotTokens</c>: the values of the bot's credential.</summary>
     public string[] BotTokens { get; }
@@ -342,7 +353,7 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             // was taken (waiting for a commit here would bunch sends up at Meta), and a send not answered for good goes
             // again after a restart whether or not this step made it to disk.
             _ = _service.SubmittedAsync(message);
-            var answer = await _graph.SendAsync(message, message.Authorization ?? lane.Bearer ?? "", body, ct).ConfigureAwait(false);
+            var answer = await _graph.SendAsync(message, message.Authorization ?? lane.Bearer ?? "", body, ct, lane.SendsUrl).ConfigureAwait(false);
             requeue = await HandleAsync(lane, message, answer).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

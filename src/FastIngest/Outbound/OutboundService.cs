@@ -125,7 +125,7 @@ public sealed class OutboundService : IAsyncDisposable
     internal Task<(int Status, byte[] Body, string? ContentType)?> ForwardReadReceiptAsync(OutboundLane lane, string version, string phoneNumberId, byte[] body, string authorization, CancellationToken cancellationToken)
     {
         lane.Counters.CountReadReceipt();
-        return _graph.ForwardAsync(version, phoneNumberId, lane.Bearer ?? authorization, body, cancellationToken);
+        return _graph.ForwardAsync(version, phoneNumberId, lane.Bearer ?? authorization, body, cancellationToken, lane.SendsUrl);
     }
 
     /// <summary>Unexpected exceptions of the send scheduler since start (<c>fastingest_outbound_scheduler_faults_total</c>).</summary>

@@ -31,6 +31,8 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:MaxEventsPerPayload", "0", "FastIngest:MaxEventsPerPayload")]
     [InlineData("FastIngest:Tenants:0:AppSecret", "", "FastIngest:Tenants:0:AppSecret")]
     [InlineData("FastIngest:Tenants:0:AppSecrets:0", "", "FastIngest:Tenants:0:AppSecrets:0")]
+    [InlineData("FastIngest:Tenants:0:Outbound:Provider", "Twilio", "FastIngest:Tenants:0:Outbound:Provider")]
+    [InlineData("FastIngest:Tenants:0:Outbound:Provider", "360dialog", "FastIngest:Tenants:0:Outbound:ApiKey")]
     [InlineData("FastIngest:Tenants:0:Inbound:Auth", "Sometimes", "FastIngest:Tenants:0:Inbound:Auth")]
     [InlineData("FastIngest:Tenants:0:Inbound:Auth", "D360Signature", "FastIngest:Tenants:0:Inbound:Auth")]
     [InlineData("FastIngest:Tenants:0:Inbound:Auth", "Header", "FastIngest:Tenants:0:Inbound:HeaderName")]
