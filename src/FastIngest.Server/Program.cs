@@ -45,8 +45,8 @@ public static class FastIngestServer
         var engine = app.Services.GetRequiredService<FastIngestEngine>();
         app.Lifetime.ApplicationStopping.Register(engine.ShutdownRequested);
         app.UseMiddleware<WebhookMiddleware>();
-        app.MapFastIngestAdmin(engine, options.AdminToken);
-        app.MapFastIngestOutbound(engine.Outbound, options.AdminToken);
+        app.MapFastIngestAdmin(engine, options.AdminTokenValues);
+        app.MapFastIngestOutbound(engine.Outbound, options.AdminTokenValues);
         // /healthz: the process is up. /readyz: it should get traffic (log writable, under quota, backlogs in bounds).
         // /healthz fails only for what a restart fixes: the event log has failed for good (a disk that is full, read-only
         // or frozen is retried in place, so it shows on /readyz instead).

@@ -40,10 +40,18 @@ public static class AdminEndpoints
 {
     /// <summary>Adds the admin routes for <paramref name="engine"/>; <paramref name="adminToken"/> null or empty disables them (404).</summary>
     public static void MapFastIngestAdmin(this IEndpointRouteBuilder endpoints, FastIngestEngine engine, string? adminToken)
+        => endpoints.MapFastIngestAdmin(engine, string.IsNullOrEmpty(adminToken) ? [] : [adminToken]);
+
+    /// <summary>
+    /// Adds the admin routes for <paramref name="engine"/>, each guarded by any of <paramref name="adminTokens"/>
+    /// (<c>AdminToken</c> and <c>AdminTokens:{n}</c>, for a rotation); none disables them (404).
+    /// </summary>
+    public static void MapFastIngestAdmin(this IEndpointRouteBuilder endpoints, FastIngestEngine engine, IReadOnlyList<string> adminTokens)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(engine);
-        var token = string.IsNullOrEmpty(adminToken) ? null : Encoding.UTF8.GetBytes("Bearer " + adminToken);
+        ArgumentNullException.ThrowIfNull(adminTokens);
+        byte[][]? token = adminTokens.Count == 0 ? null : [.. adminTokens.Select(t => Encoding.UTF8.GetBytes("Bearer " + t))];
         var queue = engine.DeadLetters;
 
         endpoints.MapMethods("/admin/damage", ["GET"], Guard(token, context => Json(context, 200, w =>
@@ -110,7 +118,7 @@ public static class AdminEndpoints
         MapQuarantine(endpoints, engine, token);
     }
 
-    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[]? token)
+    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[][]? token)
     {
         var quarantine = engine.Quarantine;
         endpoints.MapMethods("/admin/quarantine", ["GET"], Guard(token, context => List(context, quarantine.List(TenantFilter(context)), WriteQuarantined)));
@@ -165,7 +173,7 @@ public static class AdminEndpoints
         w.WriteNumber("payloadBytes", q.PayloadBytes);
     }
 
-    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[]? token)
+    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[][]? token)
     {
         endpoints.MapMethods("/v1/messages/{wamid}", ["GET"], Guard(token, context =>
         {
@@ -238,12 +246,15 @@ public static class AdminEndpoints
         return true;
     }
 
-    private static RequestDelegate Guard(byte[]? token, RequestDelegate handler) => context =>
+    private static RequestDelegate Guard(byte[][]? tokens, RequestDelegate handler) => context =>
     {
-        if (token is null)
+        if (tokens is null)
             return Json(context, 404, w => w.WriteString("error", "the admin API is off: set FastIngest:AdminToken"));
         var given = Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString());
-        if (!CryptographicOperations.FixedTimeEquals(given, token))
+        var accepted = false;
+        foreach (var token in tokens)
+            accepted |= CryptographicOperations.FixedTimeEquals(given, token);
+        if (!accepted)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
             return Json(context, 401, w => w.WriteString("error", "Authorization: Bearer <FastIngest:AdminToken> is required"));

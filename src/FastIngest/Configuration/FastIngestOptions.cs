@@ -16,6 +16,15 @@ public sealed class FastIngestOptions
     /// </summary>
     public string? AdminToken { get; set; }
 
+    /// <summary>
+    /// <c>FastIngest:AdminTokens:{n}</c>: more values accepted like <see cref="AdminToken"/> (rotation: add the new one,
+    /// move the operators' tools, remove the old one). Each at least 16 characters.
+    /// </summary>
+    public List<string> AdminTokens { get; set; } = [];
+
+    /// <summary>Every accepted admin token: <see cref="AdminToken"/> (when set) first, then <see cref="AdminTokens"/>.</summary>
+    public IReadOnlyList<string> AdminTokenValues => [.. new[] { AdminToken }.Concat(AdminTokens).Where(t => !string.IsNullOrEmpty(t)).Select(t => t!)];
+
     /// <summary><c>FastIngest:DataDir</c>: where the event log, dedupe store and file output live. Default <c>./data</c>.</summary>
     public string DataDir { get; set; } = "./data";
 

@@ -65,6 +65,11 @@ public static class OptionsLoader
             throw new ConfigurationException($"{s}:DataDir", "must not be empty");
         if (options.AdminToken is { Length: > 0 and < 16 })
             throw new ConfigurationException($"{s}:AdminToken", "must be at least 16 characters");
+        for (var i = 0; i < options.AdminTokens.Count; i++)
+        {
+            if (options.AdminTokens[i] is not { Length: >= 16 })
+                throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{s}:AdminTokens:{i}"), "must be at least 16 characters");
+        }
         if (options.MaxBodyBytes is < 1024 or > 64 * 1024 * 1024)
             throw new ConfigurationException($"{s}:MaxBodyBytes", "must be between 1024 and 67108864 bytes");
         if (options.MaxInFlightBodyBytes < options.MaxBodyBytes)

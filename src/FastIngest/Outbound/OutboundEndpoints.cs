@@ -43,10 +43,15 @@ public static class OutboundEndpoints
 
     /// <summary>Adds the routes; without sending tenants every send is 404.</summary>
     public static void MapFastIngestOutbound(this IEndpointRouteBuilder endpoints, OutboundService outbound, string? adminToken)
+        => endpoints.MapFastIngestOutbound(outbound, string.IsNullOrEmpty(adminToken) ? [] : [adminToken]);
+
+    /// <summary>As the single-token overload, with every accepted admin token (<c>AdminToken</c>, <c>AdminTokens:{n}</c>).</summary>
+    public static void MapFastIngestOutbound(this IEndpointRouteBuilder endpoints, OutboundService outbound, IReadOnlyList<string> adminTokens)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(outbound);
-        var admin = string.IsNullOrEmpty(adminToken) ? null : "Bearer " + adminToken;
+        ArgumentNullException.ThrowIfNull(adminTokens);
+        string[]? admin = adminTokens.Count == 0 ? null : [.. adminTokens.Select(t => "Bearer " + t)];
         endpoints.MapPost("/graph/{version}/{phoneNumberId}/messages", context => SendAsync(context, outbound));
         endpoints.MapGet("/v1/outbound/{id}", context => ShowAsync(context, outbound, admin));
     }
@@ -275,13 +280,13 @@ public static class OutboundEndpoints
         }
     }
 
-    private static async Task ShowAsync(HttpContext context, OutboundService outbound, string? admin)
+    private static async Task ShowAsync(HttpContext context, OutboundService outbound, string[]? admin)
     {
         var id = (string)context.Request.RouteValues["id"]!;
         var message = await outbound.Book.FindAsync(id).ConfigureAwait(false);
         var authorization = context.Request.Headers.Authorization.ToString();
         var lane = message is null ? null : outbound.LaneOfTenant(message.Tenant);
-        var allowed = (admin is not null && SameSecret(authorization, admin))
+        var allowed = (admin is not null && admin.Aggregate(false, (any, token) => any | SameSecret(authorization, token)))
             || (lane is not null && (lane.IsBotToken(authorization, "Bearer ") || lane.IsBotToken(context.Request.Headers[BotTokenHeader].ToString())));
         if (message is null || !allowed)
         {

@@ -37,6 +37,24 @@ public sealed class AdminApiTests
     }
 
     [Fact]
+    public async Task During_a_rotation_the_old_and_the_new_admin_token_are_both_accepted_and_no_other()
+    {
+        using var dir = new TempDir();
+        const string next = "admin-token-next-9876543210";
+        await using var server = await IngestServer.StartAsync(dir.Path, [new TestTenant("t1")], new Dictionary<string, string?>
+        {
+            ["FastIngest:AdminToken"] = Token,
+            ["FastIngest:AdminTokens:0"] = next,
+        });
+        foreach (var (token, expected) in new[] { (Token, HttpStatusCode.OK), (next, HttpStatusCode.OK), ("admin-token-neither-000000", HttpStatusCode.Unauthorized) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/deadletters");
+            request.Headers.Authorization = new("Bearer", token);
+            Assert.Equal(expected, (await server.Client.SendAsync(request)).StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task The_command_line_lists_shows_and_replays_dead_letters()
     {
         using var dir = new TempDir();

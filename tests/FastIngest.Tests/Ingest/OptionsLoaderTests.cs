@@ -45,6 +45,7 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:Tenants:0:Forward:MaxAttempts", "-1", "FastIngest:Tenants:0:Forward:MaxAttempts")]
     [InlineData("FastIngest:Tenants:0:Forward:MaxAge", "00:00:00", "FastIngest:Tenants:0:Forward:MaxAge")]
     [InlineData("FastIngest:AdminToken", "short", "FastIngest:AdminToken")]
+    [InlineData("FastIngest:AdminTokens:0", "short", "FastIngest:AdminTokens:0")]
     [InlineData("FastIngest:DedupeTtl", "-1.00:00:00", "FastIngest:DedupeTtl")]
     [InlineData("FastIngest:DedupeTtl", "seven days", "FastIngest:DedupeTtl")]
     [InlineData("FastIngest:Storage:DedupeIndexBytes", "1000000", "FastIngest:Storage:DedupeIndexBytes")]
