@@ -51,7 +51,7 @@ public static class AdminEndpoints
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(adminTokens);
-        byte[][]? token = adminTokens.Count == 0 ? null : [.. adminTokens.Select(t => Encoding.UTF8.GetBytes("Bearer " + t))];
+        var token = adminTokens.Count == 0 ? null : new Internal.SecretSet(null, adminTokens);
         var queue = engine.DeadLetters;
 
         endpoints.MapMethods("/admin/damage", ["GET"], Guard(token, context => Json(context, 200, w =>
@@ -118,7 +118,7 @@ public static class AdminEndpoints
         MapQuarantine(endpoints, engine, token);
     }
 
-    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[][]? token)
+    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, Internal.SecretSet? token)
     {
         var quarantine = engine.Quarantine;
         endpoints.MapMethods("/admin/quarantine", ["GET"], Guard(token, context => List(context, quarantine.List(TenantFilter(context)), WriteQuarantined)));
@@ -173,7 +173,7 @@ public static class AdminEndpoints
         w.WriteNumber("payloadBytes", q.PayloadBytes);
     }
 
-    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, byte[][]? token)
+    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, Internal.SecretSet? token)
     {
         endpoints.MapMethods("/v1/messages/{wamid}", ["GET"], Guard(token, context =>
         {
@@ -246,15 +246,11 @@ public static class AdminEndpoints
         return true;
     }
 
-    private static RequestDelegate Guard(byte[][]? tokens, RequestDelegate handler) => context =>
+    private static RequestDelegate Guard(Internal.SecretSet? tokens, RequestDelegate handler) => context =>
     {
         if (tokens is null)
             return Json(context, 404, w => w.WriteString("error", "the admin API is off: set FastIngest:AdminToken"));
-        var given = Encoding.UTF8.GetBytes(context.Request.Headers.Authorization.ToString());
-        var accepted = false;
-        foreach (var token in tokens)
-            accepted |= CryptographicOperations.FixedTimeEquals(given, token);
-        if (!accepted)
+        if (tokens.IndexOf(context.Request.Headers.Authorization.ToString(), "Bearer ") < 0)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
             return Json(context, 401, w => w.WriteString("error", "Authorization: Bearer <FastIngest:AdminToken> is required"));

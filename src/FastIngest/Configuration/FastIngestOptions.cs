@@ -23,7 +23,7 @@ public sealed class FastIngestOptions
     public List<string> AdminTokens { get; set; } = [];
 
     /// <summary>Every accepted admin token: <see cref="AdminToken"/> (when set) first, then <see cref="AdminTokens"/>.</summary>
-    public IReadOnlyList<string> AdminTokenValues => [.. new[] { AdminToken }.Concat(AdminTokens).Where(t => !string.IsNullOrEmpty(t)).Select(t => t!)];
+    public IReadOnlyList<string> AdminTokenValues => Internal.SecretSet.Values(AdminToken, AdminTokens);
 
     /// <summary><c>FastIngest:DataDir</c>: where the event log, dedupe store and file output live. Default <c>./data</c>.</summary>
     public string DataDir { get; set; } = "./data";

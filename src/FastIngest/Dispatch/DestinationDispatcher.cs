@@ -227,14 +227,20 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
                     }
                     await _queue.WaitForRoomAsync(ct).ConfigureAwait(false);
                 }
-                if (_feed?.TryAttach(this) == true)
+                if (CaughtUpWithFeed())
                     return;
             }
-            if (_feed?.TryAttach(this) == true)
+            if (CaughtUpWithFeed())
                 return;
             await iter.WaitAsync(ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Whether the feed took over: tried (under the feed's lock) only once the own scan is at or past the feed's
+    /// position, so that a scan far behind does not contend with the feed at every record.
+    /// </summary>
+    private bool CaughtUpWithFeed() => _feed is not null && ScannedUntil >= _feed.Position && _feed.TryAttach(this);
 
     /// <summary>Called by the feed, under its lock, when it takes over: the own scan stops.</summary>
     internal void MarkAttached()

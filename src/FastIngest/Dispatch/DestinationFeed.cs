@@ -22,15 +22,11 @@ internal sealed class DestinationFeed(long position)
     private long _position = position;
     private long _detaches;
 
-    /// <summary>Every record below this address has been offered to every attached destination.</summary>
-    public long Position
-    {
-        get
-        {
-            lock (_gate)
-                return _position;
-        }
-    }
+    /// <summary>
+    /// Every record below this address has been offered to every attached destination. Read without the lock (it
+    /// only grows): a destination's own scan looks at it to know whether <see cref="TryAttach"/> is worth the lock.
+    /// </summary>
+    public long Position => Volatile.Read(ref _position);
 
     /// <summary>Destinations fed now.</summary>
     public int Attached
@@ -87,7 +83,7 @@ internal sealed class DestinationFeed(long position)
                     Interlocked.Increment(ref _detaches);
                 }
             }
-            _position = next;
+            Volatile.Write(ref _position, next);
         }
     }
 }

@@ -142,9 +142,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         var viewsReset = Damage.FoundSinceStart.Any(d => d.Key is "state" or "window" or "outbound-index");
         _projections = new Projections.ProjectionFollower(_log, Tenants, _states, Outbound, viewsReset || positions.Projections == 0 ? _log.BeginAddress : StartOf(positions.Projections), _time, loggerFactory.CreateLogger("FastIngest.Projections"));
         // One read of the log feeds the views and every destination that is caught up (the others read on their own until they are).
-        var feed = new DestinationFeed(_projections.AppliedUntil);
-        _projections.Feed = feed;
-        Feed = feed;
+        var feed = Feed = _projections.Feed;
         // One breaker per destination address: tenants delivering to the same bot URL (or broker) share it (the first one's settings).
         var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
         {

@@ -101,6 +101,22 @@ public sealed class WebhookMiddleware
         return Reply(context, StatusCodes.Status405MethodNotAllowed, "use GET for the handshake and POST for events");
     }
 
+    /// <summary>
+    /// <c>X-Hub-Signature-256</c> under each accepted app secret in turn (a rotation); the first that matches is counted
+    /// by its index. Malformed stops at once (no key can make it match).
+    /// </summary>
+    private static SignatureCheck VerifyAnyKey(Tenant tenant, string header, ReadOnlySpan<byte> body)
+    {
+        var check = SignatureCheck.Mismatch;
+        for (var key = 0; key < tenant.AppSecrets.Length && check == SignatureCheck.Mismatch; key++)
+        {
+            check = WebhookSignature.VerifyRawOrEscaped(header, tenant.InboundHmacOf(key), body);
+            if (check == SignatureCheck.Valid)
+                tenant.Counters.SignatureKeyUsed(key);
+        }
+        return check;
+    }
+
     private static Task Handshake(HttpContext context, Tenant tenant)
     {
         var query = context.Request.Query;
@@ -247,7 +263,7 @@ public sealed class WebhookMiddleware
         {
             // A secret header instead of a signature: checked before a byte of the body is read.
             var secret = request.Headers[tenant.InboundHeaderName];
-            if (secret.Count != 1 || tenant.MatchInboundHeader(secret.ToString()) is var matched && matched < 0)
+            if (secret.Count != 1 || tenant.InboundHeaderValues.IndexOf(secret.ToString()) is var matched && matched < 0)
             {
                 await Reject(context, tenant, StatusCodes.Status401Unauthorized, secret.Count switch
                 {
@@ -309,14 +325,7 @@ public sealed class WebhookMiddleware
                     break;
             }
 
-            // Every accepted app secret in turn (a rotation): the first that matches is counted by its index.
-            var check = tenant.InboundAuth == InboundAuth.Header ? SignatureCheck.Valid : SignatureCheck.Mismatch;
-            for (var key = 0; key < tenant.AppSecrets.Length && check == SignatureCheck.Mismatch; key++)
-            {
-                check = WebhookSignature.VerifyRawOrEscaped(signatures.ToString(), tenant.InboundHmacOf(key), body.AsSpan(0, length));
-                if (check == SignatureCheck.Valid)
-                    tenant.Counters.SignatureKeyUsed(key);
-            }
+            var check = tenant.InboundAuth == InboundAuth.Header ? SignatureCheck.Valid : VerifyAnyKey(tenant, signatures.ToString(), body.AsSpan(0, length));
             if (check != SignatureCheck.Valid)
             {
                 await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch

@@ -16,7 +16,7 @@ internal sealed class OutboundLane : IDisposable
         Is360Dialog = o.Provider == "360dialog";
         Bearer = Is360Dialog ? o.ApiKey : string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
         SendsUrl = Is360Dialog ? o.BaseUrl.TrimEnd('/') + "/messages" : null;
-        BotTokens = [.. new[] { o.BotToken }.Concat(o.BotTokens).Where(t => !string.IsNullOrEmpty(t)).Select(t => t!)];
+        BotTokens = new Internal.SecretSet(o.BotToken, o.BotTokens);
         Quota = o.Rate > 0 ? new ThroughputBucket(tenant.Id, o.Rate, shared.RateRecoveryInterval, time) : null;
         Phones = [.. o.PhoneNumberIds.Select(p => new PhoneQueue(p, new ThroughputBucket(p, o.PhoneNumberRate, shared.RateRecoveryInterval, time)))];
         Pairs = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
@@ -45,17 +45,10 @@ internal sealed class OutboundLane : IDisposable
     public string? SendsUrl { get; }
 
     /// <summary><c>BotToken</c> and <c>BotTokens</c>: the values of the bot's credential.</summary>
-    public string[] BotTokens { get; }
+    public Internal.SecretSet BotTokens { get; }
 
     /// <summary>True when <paramref name="presented"/> is one of <see cref="BotTokens"/>, prefixed by <paramref name="scheme"/> (fixed-time compare).</summary>
-    public bool IsBotToken(string presented, string scheme = "")
-    {
-        var given = System.Text.Encoding.UTF8.GetBytes(presented);
-        var found = false;
-        foreach (var token in BotTokens)
-            found |= System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, System.Text.Encoding.UTF8.GetBytes(scheme + token));
-        return found;
-    }
+    public bool IsBotToken(string presented, string scheme = "") => BotTokens.IndexOf(presented, scheme) >= 0;
 
     public ThroughputBucket? Quota { get; }
     public PartitionedRateLimiter<string> Pairs { get; }

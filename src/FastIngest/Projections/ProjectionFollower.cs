@@ -46,15 +46,15 @@ internal sealed class ProjectionFollower : IAsyncDisposable
         _time = time;
         _logger = logger;
         _appliedUntil = startAddress;
+        Feed = new Dispatch.DestinationFeed(startAddress);
         _faults = new Internal.FaultMemory(time);
     }
 
     /// <summary>
-    /// The destinations' shared feed (set before <see cref="Start"/>): each record, once applied, is offered to it, so
-    /// that the destinations that are caught up read nothing of the log themselves. Its position starts at this
-    /// follower's start address.
+    /// The destinations' shared feed: each record, once applied, is offered to it, so that the destinations that are
+    /// caught up read nothing of the log themselves. It starts at this follower's start address.
     /// </summary>
-    public Dispatch.DestinationFeed? Feed { get; set; }
+    public Dispatch.DestinationFeed Feed { get; }
 
     /// <summary>Every record below this address has been applied to the views.</summary>
     public long AppliedUntil => Interlocked.Read(ref _appliedUntil);
@@ -100,7 +100,7 @@ internal sealed class ProjectionFollower : IAsyncDisposable
                     Apply(owner.Memory.Span[..length], address);
                     Interlocked.Exchange(ref _appliedUntil, next);
                     // Then to every destination that is caught up, in the same read (one read of the log for all).
-                    Feed?.Offer(owner.Memory.Span[..length], address, next);
+                    Feed.Offer(owner.Memory.Span[..length], address, next);
                 }
                 if (++read % 256 == 0)
                     Signal();

@@ -25,7 +25,7 @@ public sealed class TenantCounters
 {
     private readonly long[] _requests = new long[Enum.GetValues<RequestResult>().Length];
     private long _eventsAccepted;
-    private long[] _signatureKeys = [0];
+    private readonly long[] _signatureKeys;
     private long _duplicates;
 
     /// <summary>Counts one request with its result.</summary>
@@ -40,8 +40,8 @@ public sealed class TenantCounters
             Interlocked.Add(ref _duplicates, events - newEvents);
     }
 
-    /// <summary>Sizes the per-key counts to <paramref name="keys"/> accepted app secrets (once, at start).</summary>
-    public void SignatureKeys(int keys) => _signatureKeys = new long[Math.Max(1, keys)];
+    /// <summary>Counters of a tenant that accepts <paramref name="signatureKeys"/> secrets (app secrets, or header values).</summary>
+    public TenantCounters(int signatureKeys = 1) => _signatureKeys = new long[Math.Max(1, signatureKeys)];
 
     /// <summary>Counts a webhook whose signature matched app secret <paramref name="index"/>.</summary>
     public void SignatureKeyUsed(int index) => Interlocked.Increment(ref _signatureKeys[index]);

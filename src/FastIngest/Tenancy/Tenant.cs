@@ -8,7 +8,7 @@ namespace FastIngest.Tenancy;
 public sealed class Tenant : IDisposable
 {
     /// <summary>This tenant's ingest counters (for <c>/metrics</c>).</summary>
-    public Telemetry.TenantCounters Counters { get; } = new();
+    public Telemetry.TenantCounters Counters { get; }
 
     /// <summary>Builds the runtime form of <paramref name="options"/>; <paramref name="time"/> starts its inbound-silence clock (default: system).</summary>
     public Tenant(TenantOptions options, TimeProvider? time = null)
@@ -17,17 +17,17 @@ public sealed class Tenant : IDisposable
         Options = options;
         Id = options.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
-        AppSecrets = [.. new[] { options.AppSecret }.Concat(options.AppSecrets).Where(k => !string.IsNullOrEmpty(k)).Select(Encoding.UTF8.GetBytes)];
+        AppSecrets = [.. new Internal.SecretSet(options.AppSecret, options.AppSecrets).Utf8];
         AppSecret = AppSecrets.Length > 0 ? AppSecrets[0] : [];
         InboundAuth = Enum.TryParse<InboundAuth>(options.Inbound.Auth, out var auth) ? auth : Configuration.InboundAuth.MetaSignature;
         InboundHeaderName = options.Inbound.HeaderName ?? "";
-        InboundHeaderValues = [.. new[] { options.Inbound.HeaderValue }.Concat(options.Inbound.HeaderValues).Where(v => !string.IsNullOrEmpty(v)).Select(v => Encoding.UTF8.GetBytes(v!))];
+        InboundHeaderValues = new Internal.SecretSet(options.Inbound.HeaderValue, options.Inbound.HeaderValues);
         VerifyToken = Encoding.UTF8.GetBytes(options.VerifyToken);
         ForwardSecret = options.Forward.Secret is { Length: > 0 } s ? Encoding.UTF8.GetBytes(s) : [];
         Silence = new InboundSilence(options, (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds());
         Outage = new BotOutage(options.Outbound.HoldingAfter, !string.IsNullOrEmpty(options.Outbound.HoldingMessage));
         _inboundHmac = [.. AppSecrets.Select(key => new ThreadLocal<IncrementalHash>(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key)))];
-        Counters.SignatureKeys(InboundAuth == Configuration.InboundAuth.Header ? InboundHeaderValues.Length : AppSecrets.Length);
+        Counters = new Telemetry.TenantCounters(InboundAuth == Configuration.InboundAuth.Header ? InboundHeaderValues.Count : AppSecrets.Length);
     }
 
     private readonly ThreadLocal<IncrementalHash>[] _inboundHmac;
@@ -59,23 +59,11 @@ public sealed class Tenant : IDisposable
     /// <summary>The secret header's name (<see cref="Configuration.InboundAuth.Header"/>); "" otherwise.</summary>
     public string InboundHeaderName { get; }
 
-    /// <summary>The secret header's accepted values, UTF-8 (<c>Inbound:HeaderValue</c> first, then <c>HeaderValues:{n}</c>).</summary>
-    public byte[][] InboundHeaderValues { get; }
-
-    /// <summary>Whether <paramref name="value"/> is one of <see cref="InboundHeaderValues"/> (each compared in fixed time); the index matched, or -1.</summary>
-    public int MatchInboundHeader(ReadOnlySpan<char> value)
-    {
-        Span<byte> given = stackalloc byte[256];
-        if (value.Length > 256 || !Encoding.UTF8.TryGetBytes(value, given, out var length))
-            return -1;
-        var match = -1;
-        for (var i = 0; i < InboundHeaderValues.Length; i++)
-        {
-            if (CryptographicOperations.FixedTimeEquals(given[..length], InboundHeaderValues[i]) && match < 0)
-                match = i;
-        }
-        return match;
-    }
+    /// <summary>
+    /// The secret header's accepted values (<c>Inbound:HeaderValue</c> first, then <c>HeaderValues:{n}</c>); a request's
+    /// value is matched with <see cref="Internal.SecretSet.IndexOf"/>.
+    /// </summary>
+    internal Internal.SecretSet InboundHeaderValues { get; }
 
     /// <summary>The first accepted app secret, UTF-8 (see <see cref="AppSecrets"/>).</summary>
     public byte[] AppSecret { get; }

@@ -93,7 +93,8 @@ public sealed class AdminApiTests
         Assert.Equal("msg:wamid.CLI", (await bot.WaitForDeliveredAsync(1))[0].EventId);
     }
 
-    private static async Task<(int Code, string Output)> Cli(params string[] args)
+    /// <summary>Runs <c>fastingest deadletters ...</c> in process: its exit code and what it printed.</summary>
+    internal static async Task<(int Code, string Output)> Cli(params string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();

@@ -1,4 +1,3 @@
-using FastIngest.Server;
 using FastIngest.Tests.Support;
 
 namespace FastIngest.Tests.Destinations;
@@ -42,15 +41,15 @@ public sealed class DestinationIsolationTests
         Assert.Empty(server.Engine.DeadLetters.List("t1", "bot"));
 
         var url = server.Client.BaseAddress!.ToString();
-        var (code, output) = await Cli("list", "--tenant", "t1", "--destination", "picky", "--url", url, "--token", Token);
+        var (code, output) = await Admin.AdminApiTests.Cli("list", "--tenant", "t1", "--destination", "picky", "--url", url, "--token", Token);
         Assert.Equal(0, code);
         Assert.Contains("\"destination\":\"picky\"", output, StringComparison.Ordinal);
         Assert.Contains("\"eventId\":\"msg:wamid.POISON\"", output, StringComparison.Ordinal);
-        (code, output) = await Cli("list", "--tenant", "t1", "--destination", "bot", "--url", url, "--token", Token);
+        (code, output) = await Admin.AdminApiTests.Cli("list", "--tenant", "t1", "--destination", "bot", "--url", url, "--token", Token);
         Assert.Contains("\"count\":0", output, StringComparison.Ordinal);
 
         picky.Respond = _ => 200;
-        (code, output) = await Cli("replay", "--tenant", "t1", "--destination", "picky", "--url", url, "--token", Token);
+        (code, output) = await Admin.AdminApiTests.Cli("replay", "--tenant", "t1", "--destination", "picky", "--url", url, "--token", Token);
         Assert.Equal(0, code);
         Assert.Contains("\"replayed\":1", output, StringComparison.Ordinal);
         await picky.WaitForEventAsync("msg:wamid.POISON");
@@ -67,13 +66,5 @@ public sealed class DestinationIsolationTests
         Assert.Single(analytics.Delivered, r => r.EventId == "msg:wamid.POISON");
         Assert.Single(picky.Delivered, r => r.EventId == "msg:wamid.POISON");
         Assert.Equal(22, bot.Delivered.Count);
-    }
-
-    private static async Task<(int Code, string Output)> Cli(params string[] args)
-    {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var code = await AdminCli.RunAsync(args, output, error);
-        return (code, output + error.ToString());
     }
 }

@@ -110,7 +110,7 @@ public sealed class RabbitMqDestinationTests
         try
         {
             (await server.PostAsync("t1", Payloads.Text("wamid.DURING"), DestinationTest.AppSecret)).EnsureSuccessStatusCode();
-            await Eventually.TrueAsync(async () => Metric(await server.Client.GetStringAsync("/metrics"), "fastingest_forward_retries_total") >= 3, seconds: 60,
+            await Eventually.TrueAsync(async () => MetricsText.Value(await server.Client.GetStringAsync("/metrics"), "fastingest_forward_retries_total", "tenant=\"t1\",destination=\"rabbit\"") >= 3, seconds: 60,
                 explain: () => DestinationTest.DescribeAsync(server, "t1", "rabbit"));
             Assert.Equal(1, await DestinationTest.ForwardedAsync(server, "t1", "rabbit"));
         }
@@ -122,9 +122,6 @@ public sealed class RabbitMqDestinationTests
         var ids = (await DrainAsync(rabbit.Url, "wa-events")).Select(m => m.Id).Distinct().Order(StringComparer.Ordinal);
         Assert.Equal(["msg:wamid.BEFORE", "msg:wamid.DURING"], ids);
     }
-
-    private static long Metric(string metrics, string name)
-        => long.Parse(metrics.Split('\n').Single(l => l.StartsWith(name + "{tenant=\"t1\",destination=\"rabbit\"}", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The <c>x-queue-type</c> of <paramref name="queue"/>: a passive redeclare as quorum succeeds only on a quorum queue.</summary>
     private static async Task<string> QueueTypeAsync(string url, string queue)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using FastIngest.Tests.Support;
 
@@ -49,8 +48,8 @@ public sealed class BspHeaderAuthTests
         Assert.Equal(["msg:wamid.CUR", "msg:wamid.LAST", "msg:wamid.OLD"], bot.Delivered.Select(r => r.EventId!).Order(StringComparer.Ordinal));
 
         var metrics = await server.Client.GetStringAsync("/metrics");
-        Assert.Equal(2, Counter(metrics, "fastingest_signature_key_used_total{tenant=\"d360\",key_index=\"0\"}"));
-        Assert.Equal(1, Counter(metrics, "fastingest_signature_key_used_total{tenant=\"d360\",key_index=\"1\"}"));
+        Assert.Equal(2d, MetricsText.Value(metrics, "fastingest_signature_key_used_total", "tenant=\"d360\",key_index=\"0\""));
+        Assert.Equal(1d, MetricsText.Value(metrics, "fastingest_signature_key_used_total", "tenant=\"d360\",key_index=\"1\""));
     }
 
     private static async Task<HttpStatusCode> PostAsync(IngestServer server, string wamid, params string[] headerValues)
@@ -63,6 +62,4 @@ public sealed class BspHeaderAuthTests
         return response.StatusCode;
     }
 
-    private static long Counter(string metrics, string series)
-        => long.Parse(metrics.Split('\n').Single(l => l.StartsWith(series + " ", StringComparison.Ordinal))[(series.Length + 1)..], CultureInfo.InvariantCulture);
 }

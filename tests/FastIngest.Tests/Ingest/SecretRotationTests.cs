@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using FastIngest.Tests.Support;
 
@@ -39,12 +38,10 @@ public sealed class SecretRotationTests
             Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
 
         var metrics = await server.Client.GetStringAsync("/metrics");
-        Assert.Equal(100, Counter(metrics, "fastingest_signature_key_used_total{tenant=\"t1\",key_index=\"0\"}"));
-        Assert.Equal(100, Counter(metrics, "fastingest_signature_key_used_total{tenant=\"t1\",key_index=\"1\"}"));
-        Assert.Equal(1, Counter(metrics, "fastingest_signature_failures_total{tenant=\"t1\"}"));
-        Assert.Equal(200, Counter(metrics, "fastingest_events_accepted_total{tenant=\"t1\"}"));
+        Assert.Equal(100d, MetricsText.Value(metrics, "fastingest_signature_key_used_total", "tenant=\"t1\",key_index=\"0\""));
+        Assert.Equal(100d, MetricsText.Value(metrics, "fastingest_signature_key_used_total", "tenant=\"t1\",key_index=\"1\""));
+        Assert.Equal(1d, MetricsText.Value(metrics, "fastingest_signature_failures_total", "tenant=\"t1\""));
+        Assert.Equal(200d, MetricsText.Value(metrics, "fastingest_events_accepted_total", "tenant=\"t1\""));
     }
 
-    private static long Counter(string metrics, string series)
-        => long.Parse(metrics.Split('\n').Single(l => l.StartsWith(series + " ", StringComparison.Ordinal))[(series.Length + 1)..], CultureInfo.InvariantCulture);
 }

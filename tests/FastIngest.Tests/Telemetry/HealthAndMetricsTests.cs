@@ -108,12 +108,7 @@ public sealed class HealthAndMetricsTests
         return await response.Content.ReadAsStringAsync();
     }
 
-    private static double Value(string text, string name, string? labels)
-    {
-        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(labels is null ? name + " " : name + "{" + labels + "}", StringComparison.Ordinal));
-        Assert.True(line is not null, $"no {name}{{{labels}}} in:\n{text}");
-        return double.Parse(line![(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static double Value(string text, string name, string? labels) => MetricsText.Value(text, name, labels);
 
     private static string FindPromtool()
     {
