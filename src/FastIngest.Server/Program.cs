@@ -45,8 +45,14 @@ public static class FastIngestServer
         var engine = app.Services.GetRequiredService<FastIngestEngine>();
         app.Lifetime.ApplicationStopping.Register(engine.ShutdownRequested);
         app.UseMiddleware<WebhookMiddleware>();
-        app.MapFastIngestAdmin(engine, options.AdminTokenValues);
-        app.MapFastIngestOutbound(engine.Outbound, options.AdminTokenValues);
+        var adminTokens = new AdminTokens(options.AdminTokenValues);
+        app.MapFastIngestAdmin(engine, adminTokens);
+        app.MapFastIngestOutbound(engine.Outbound, adminTokens);
+        // Tenants and secrets change without a restart: POST /admin/reload, and appsettings.json edited (reloadOnChange).
+        var reload = new ConfigReload(app.Configuration, engine, adminTokens, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("FastIngest.Reload"));
+        app.MapFastIngestReload(reload, adminTokens);
+        if (options.ReloadOnChange)
+            app.Lifetime.ApplicationStarted.Register(() => app.Lifetime.ApplicationStopping.Register(reload.WatchChanges().Dispose));
         // /healthz: the process is up. /readyz: it should get traffic (log writable, under quota, backlogs in bounds).
         // /healthz fails only for what a restart fixes: the event log has failed for good (a disk that is full, read-only
         // or frozen is retried in place, so it shows on /readyz instead).

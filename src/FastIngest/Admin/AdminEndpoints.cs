@@ -40,18 +40,18 @@ public static class AdminEndpoints
 {
     /// <summary>Adds the admin routes for <paramref name="engine"/>; <paramref name="adminToken"/> null or empty disables them (404).</summary>
     public static void MapFastIngestAdmin(this IEndpointRouteBuilder endpoints, FastIngestEngine engine, string? adminToken)
-        => endpoints.MapFastIngestAdmin(engine, string.IsNullOrEmpty(adminToken) ? [] : [adminToken]);
+        => endpoints.MapFastIngestAdmin(engine, new AdminTokens(string.IsNullOrEmpty(adminToken) ? [] : [adminToken]));
 
     /// <summary>
     /// Adds the admin routes for <paramref name="engine"/>, each guarded by any of <paramref name="adminTokens"/>
-    /// (<c>AdminToken</c> and <c>AdminTokens:{n}</c>, for a rotation); none disables them (404).
+    /// (<c>AdminToken</c> and <c>AdminTokens:{n}</c>, for a rotation, as they are at each request); none disables them (404).
     /// </summary>
-    public static void MapFastIngestAdmin(this IEndpointRouteBuilder endpoints, FastIngestEngine engine, IReadOnlyList<string> adminTokens)
+    public static void MapFastIngestAdmin(this IEndpointRouteBuilder endpoints, FastIngestEngine engine, AdminTokens adminTokens)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(adminTokens);
-        var token = adminTokens.Count == 0 ? null : new Internal.SecretSet(null, adminTokens);
+        var token = adminTokens;
         var queue = engine.DeadLetters;
 
         endpoints.MapMethods("/admin/damage", ["GET"], Guard(token, context => Json(context, 200, w =>
@@ -118,7 +118,7 @@ public static class AdminEndpoints
         MapQuarantine(endpoints, engine, token);
     }
 
-    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, Internal.SecretSet? token)
+    private static void MapQuarantine(IEndpointRouteBuilder endpoints, FastIngestEngine engine, AdminTokens token)
     {
         var quarantine = engine.Quarantine;
         endpoints.MapMethods("/admin/quarantine", ["GET"], Guard(token, context => List(context, quarantine.List(TenantFilter(context)), WriteQuarantined)));
@@ -173,7 +173,7 @@ public static class AdminEndpoints
         w.WriteNumber("payloadBytes", q.PayloadBytes);
     }
 
-    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, Internal.SecretSet? token)
+    private static void MapMessages(IEndpointRouteBuilder endpoints, FastIngestEngine engine, AdminTokens token)
     {
         endpoints.MapMethods("/v1/messages/{wamid}", ["GET"], Guard(token, context =>
         {
@@ -246,11 +246,50 @@ public static class AdminEndpoints
         return true;
     }
 
-    private static RequestDelegate Guard(Internal.SecretSet? tokens, RequestDelegate handler) => context =>
+    /// <summary>
+    /// Adds <c>POST /admin/reload</c> (guarded like the other admin routes): reads the configuration again and applies
+    /// it (<see cref="ConfigReload"/>). 200 <c>{"added":[ids],"removed":[ids],"rotated":[ids],"adminTokensChanged":bool}</c>;
+    /// 400 <c>{"error":"...","key":"FastIngest:..."}</c> when refused (nothing changed).
+    /// </summary>
+    public static void MapFastIngestReload(this IEndpointRouteBuilder endpoints, ConfigReload reload, AdminTokens adminTokens)
     {
-        if (tokens is null)
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(reload);
+        ArgumentNullException.ThrowIfNull(adminTokens);
+        endpoints.MapMethods("/admin/reload", ["POST"], Guard(adminTokens, context =>
+        {
+            var outcome = reload.ReloadNow();
+            if (outcome.Error is not null)
+            {
+                return Json(context, 400, w =>
+                {
+                    w.WriteString("error", outcome.Error);
+                    w.WriteString("key", outcome.Key);
+                });
+            }
+            return Json(context, 200, w =>
+            {
+                WriteIds(w, "added", outcome.Added);
+                WriteIds(w, "removed", outcome.Removed);
+                WriteIds(w, "rotated", outcome.Rotated);
+                w.WriteBoolean("adminTokensChanged", outcome.AdminTokensChanged);
+            });
+        }));
+
+        static void WriteIds(Utf8JsonWriter w, string name, IReadOnlyList<string> ids)
+        {
+            w.WriteStartArray(name);
+            foreach (var id in ids)
+                w.WriteStringValue(id);
+            w.WriteEndArray();
+        }
+    }
+
+    private static RequestDelegate Guard(AdminTokens tokens, RequestDelegate handler) => context =>
+    {
+        if (tokens.Current is null)
             return Json(context, 404, w => w.WriteString("error", "the admin API is off: set FastIngest:AdminToken"));
-        if (tokens.IndexOf(context.Request.Headers.Authorization.ToString(), "Bearer ") < 0)
+        if (!tokens.Accepts(context.Request.Headers.Authorization.ToString()))
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
             return Json(context, 401, w => w.WriteString("error", "Authorization: Bearer <FastIngest:AdminToken> is required"));

@@ -45,6 +45,12 @@ public sealed class DestinationOptions
     /// <summary><c>Secret</c>: key of <c>X-Hub-Signature-256</c> (Webhook), or the Chatwoot installation's <c>WHATSAPP_APP_SECRET</c> (Chatwoot).</summary>
     public string? Secret { get; set; }
 
+    /// <summary><c>Secrets:{n}</c>: <see cref="Secret"/> as a list for a rotation; signed with the first (see <see cref="ForwardOptions.Secrets"/>).</summary>
+    public List<string> Secrets { get; set; } = [];
+
+    /// <summary><c>SecretKeyId</c>: the value of <c>X-FastIngest-Signature-Key</c> (see <see cref="ForwardOptions.SecretKeyId"/>).</summary>
+    public string? SecretKeyId { get; set; }
+
     /// <summary>
     /// <c>ConnectionString</c>: BullMQ and RedisStream, a StackExchange.Redis configuration string (<c>127.0.0.1:6379</c>);
     /// RabbitMQ, an AMQP URI (<c>amqp://user:pass@host:5672/vhost</c>); Celery, its broker URL exactly as Celery's own
@@ -139,6 +145,8 @@ public sealed class DestinationOptions
         {
             Url = Url,
             Secret = Secret,
+            Secrets = Secrets,
+            SecretKeyId = SecretKeyId,
             Concurrency = Concurrency ?? defaults.Concurrency,
             QueueCapacity = QueueCapacity ?? defaults.QueueCapacity,
             Timeout = Timeout ?? defaults.Timeout,

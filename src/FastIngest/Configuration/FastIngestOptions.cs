@@ -25,6 +25,12 @@ public sealed class FastIngestOptions
     /// <summary>Every accepted admin token: <see cref="AdminToken"/> (when set) first, then <see cref="AdminTokens"/>.</summary>
     public IReadOnlyList<string> AdminTokenValues => Internal.SecretSet.Values(AdminToken, AdminTokens);
 
+    /// <summary>
+    /// <c>FastIngest:ReloadOnChange</c>: apply a configuration source's own change (an edited <c>appsettings.json</c>)
+    /// as <c>POST /admin/reload</c> would (tenants and secrets only; see <see cref="Hosting.ConfigReload"/>). Default true.
+    /// </summary>
+    public bool ReloadOnChange { get; set; } = true;
+
     /// <summary><c>FastIngest:DataDir</c>: where the event log, dedupe store and file output live. Default <c>./data</c>.</summary>
     public string DataDir { get; set; } = "./data";
 
@@ -217,8 +223,22 @@ public sealed class ForwardOptions
     /// <summary><c>Url</c>: the bot's webhook (absolute http or https). Empty: events go to <c>DataDir/out/{tenant}.jsonl</c>.</summary>
     public string? Url { get; set; }
 
-    /// <summary><c>Secret</c>: key of the <c>X-Hub-Signature-256</c> on forwarded requests; required with <see cref="Url"/>.</summary>
+    /// <summary><c>Secret</c>: key of the <c>X-Hub-Signature-256</c> on forwarded requests; required with <see cref="Url"/> (or <see cref="Secrets"/>).</summary>
     public string? Secret { get; set; }
+
+    /// <summary>
+    /// <c>Secrets:{n}</c>: the forward secret as a list, for a rotation: requests are signed with the first value
+    /// (<see cref="Secret"/> when set, else <c>Secrets:0</c>); the others are kept in the configuration only so that
+    /// the operator's file says which keys the bot still accepts (README, Rotating secrets). At most 8.
+    /// </summary>
+    public List<string> Secrets { get; set; } = [];
+
+    /// <summary>
+    /// <c>SecretKeyId</c>: the value of <c>X-FastIngest-Signature-Key</c> on signed requests, naming the key that
+    /// signed (1-64 of letters, digits, '.', '_', '-'). Default: <c>sha256:</c> and the first 8 hex digits of SHA-256
+    /// over the signing secret, which tells keys apart without revealing them. Never the secret itself.
+    /// </summary>
+    public string? SecretKeyId { get; set; }
 
     /// <summary>
     /// <c>Concurrency</c>: requests in flight to the bot at once. Events of one customer (wa_id) always go in order
@@ -353,6 +373,13 @@ public sealed class TenantOutboundOptions
     /// held in memory only, never written to disk.
     /// </summary>
     public string? AccessToken { get; set; }
+
+    /// <summary>
+    /// <c>AccessTokens:{n}</c>: more Meta access tokens after <see cref="AccessToken"/>. Sends use the first; when Meta
+    /// refuses the one in use with code 190 (expired or revoked), the next one takes over at once (the refused send goes
+    /// again with it); only when none is left is the tenant paused. A reload starts from the first again.
+    /// </summary>
+    public List<string> AccessTokens { get; set; } = [];
 
     /// <summary>
     /// <c>Provider</c>: where sends go. <c>Meta</c> (default): <c>POST {Outbound:GraphUrl}/{version}/{phone_number_id}/messages</c>

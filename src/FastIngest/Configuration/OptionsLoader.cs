@@ -151,6 +151,8 @@ public static class OptionsLoader
                 if (string.IsNullOrEmpty(t.AppSecrets[j]))
                     throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:AppSecrets:{j}"), "is empty");
             }
+            SecretList(t.AppSecrets, $"{k}:AppSecrets", string.IsNullOrEmpty(t.AppSecret) ? 0 : 1);
+            SecretList(t.Inbound.HeaderValues, $"{k}:Inbound:HeaderValues", string.IsNullOrEmpty(t.Inbound.HeaderValue) ? 0 : 1);
             if (string.IsNullOrEmpty(t.VerifyToken) && auth == InboundAuth.MetaSignature)
                 throw new ConfigurationException($"{k}:VerifyToken", "is required");
             Duration(t.InboundSilence, $"{k}:InboundSilence", TimeSpan.Zero, Days(30));
@@ -169,8 +171,8 @@ public static class OptionsLoader
             {
                 if (!Uri.TryCreate(f.Url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
                     throw new ConfigurationException($"{k}:Forward:Url", "must be an absolute http or https URL");
-                if (string.IsNullOrEmpty(f.Secret))
-                    throw new ConfigurationException($"{k}:Forward:Secret", "is required when Forward:Url is set");
+                if (string.IsNullOrEmpty(f.Secret) && f.Secrets.Count == 0)
+                    throw new ConfigurationException($"{k}:Forward:Secret", "is required when Forward:Url is set (or Forward:Secrets:0)");
             }
             ValidatePolicy(f, $"{k}:Forward");
             foreach (var d in Destinations.DestinationSpec.Resolve(t, k, options.DataDir))
@@ -181,8 +183,26 @@ public static class OptionsLoader
     }
 
     /// <summary>The delivery keys of <c>Forward</c> or of one destination (<paramref name="k"/> is its section).</summary>
+    /// <summary>At most <see cref="MaxKeys"/> values in all (<paramref name="single"/> of them given as the single key), none empty.</summary>
+    internal static void SecretList(List<string> values, string k, int single)
+    {
+        for (var j = 0; j < values.Count; j++)
+        {
+            if (string.IsNullOrEmpty(values[j]))
+                throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:{j}"), "is empty");
+        }
+        if (values.Count + single > MaxKeys)
+            throw new ConfigurationException(string.Create(CultureInfo.InvariantCulture, $"{k}:{MaxKeys - single}"), $"too many: at most {MaxKeys} values of one secret are accepted at once");
+    }
+
+    /// <summary>The most values of one secret accepted at once (a rotation needs two): 8.</summary>
+    public const int MaxKeys = 8;
+
     private static void ValidatePolicy(ForwardOptions f, string k)
     {
+        SecretList(f.Secrets, $"{k}:Secrets", string.IsNullOrEmpty(f.Secret) ? 0 : 1);
+        if (f.SecretKeyId is not null && (f.SecretKeyId.Length is 0 or > 64 || !f.SecretKeyId.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or ':')))
+            throw new ConfigurationException($"{k}:SecretKeyId", "must be 1-64 of letters, digits, '.', '_', '-', ':'");
         if (f.Concurrency is < 1 or > 256)
             throw new ConfigurationException($"{k}:Concurrency", "must be between 1 and 256");
         if (f.QueueCapacity is < 1 or > 1_000_000)
@@ -250,7 +270,8 @@ public static class OptionsLoader
             if (o.PhoneNumberIds.Count > 0 && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
                 throw new ConfigurationException($"{k}:BotToken", "is required with Outbound:Provider 360dialog (at least 16 characters)");
         }
-        if (!string.IsNullOrEmpty(o.AccessToken) && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
+        SecretList(o.AccessTokens, $"{k}:AccessTokens", string.IsNullOrEmpty(o.AccessToken) ? 0 : 1);
+        if ((!string.IsNullOrEmpty(o.AccessToken) || o.AccessTokens.Count > 0) && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
             throw new ConfigurationException($"{k}:BotToken", "is required with Outbound:AccessToken (at least 16 characters)");
         if (o.PhoneNumberIds.Count > 0 && o.BotToken is not { Length: >= 16 } && o.BotTokens.Count == 0)
             throw new ConfigurationException($"{k}:BotToken", "is required for a tenant that sends (Outbound:PhoneNumberIds): the credential its bot presents, at least 16 characters");
@@ -271,7 +292,7 @@ public static class OptionsLoader
         Duration(o.HoldingAfter, $"{k}:HoldingAfter", TimeSpan.Zero, Days(1));
         if (!string.IsNullOrEmpty(o.HoldingMessage) && o.PhoneNumberIds.Count == 0)
             throw new ConfigurationException($"{k}:HoldingMessage", "needs Outbound:PhoneNumberIds (and a way to send: AccessToken)");
-        if (!string.IsNullOrEmpty(o.HoldingMessage) && string.IsNullOrEmpty(o.AccessToken))
+        if (!string.IsNullOrEmpty(o.HoldingMessage) && string.IsNullOrEmpty(o.AccessToken) && o.AccessTokens.Count == 0)
             throw new ConfigurationException($"{k}:HoldingMessage", "needs Outbound:AccessToken (there is no bot request to take a token from)");
         if (o.HoldingMessage is { Length: > 4096 })
             throw new ConfigurationException($"{k}:HoldingMessage", "must be at most 4096 characters (Meta's text limit)");

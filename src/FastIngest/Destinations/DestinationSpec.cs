@@ -88,7 +88,7 @@ internal sealed class DestinationSpec
         if (tenant.Destinations.Count == 0)
         {
             var f = tenant.Forward;
-            var legacy = new DestinationOptions { Name = ForwardName, Kind = string.IsNullOrEmpty(f.Url) ? nameof(DestinationKind.File) : nameof(DestinationKind.Webhook), Url = f.Url, Secret = f.Secret };
+            var legacy = new DestinationOptions { Name = ForwardName, Kind = string.IsNullOrEmpty(f.Url) ? nameof(DestinationKind.File) : nameof(DestinationKind.Webhook), Url = f.Url, Secret = f.Secret, Secrets = f.Secrets, SecretKeyId = f.SecretKeyId };
             var kind = string.IsNullOrEmpty(f.Url) ? DestinationKind.File : DestinationKind.Webhook;
             return [new DestinationSpec(ForwardName, kind, legacy, legacy.Policy(f), EventFilter.All, $"{key}:Forward", true,
                 kind == DestinationKind.File ? Path.Combine(outDir, tenant.Id + ".jsonl") : null, fromForward: true)];
@@ -124,7 +124,7 @@ internal sealed class DestinationSpec
                 case DestinationKind.Chatwoot:
                     if (!Uri.TryCreate(d.Url, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
                         throw new ConfigurationException($"{k}:Url", "must be an absolute http or https URL");
-                    if (string.IsNullOrEmpty(d.Secret))
+                    if (string.IsNullOrEmpty(d.Secret) && d.Secrets.Count == 0)
                         throw new ConfigurationException($"{k}:Secret", kind == DestinationKind.Chatwoot ? "is required: the Chatwoot installation's WHATSAPP_APP_SECRET" : "is required: the key of X-Hub-Signature-256");
                     break;
                 case DestinationKind.BullMQ:

@@ -7,7 +7,8 @@ namespace FastIngest.Destinations;
 
 /// <summary>
 /// POSTs each event to the tenant's bot as a Meta-shaped webhook with <c>Content-Type: application/json</c>,
-/// <c>X-Hub-Signature-256</c> under the tenant's forward secret and <c>X-FastIngest-Event-Id</c>. Any 2xx is
+/// <c>X-Hub-Signature-256</c> under the tenant's forward secret, <c>X-FastIngest-Signature-Key</c> naming that key
+/// (<see cref="ForwardSigning.KeyId"/>) and <c>X-FastIngest-Event-Id</c>. Any 2xx is
 /// delivered. Failure classes: 5xx, 408, 425, 429, timeouts and connection failures are retried (429 and 503 after
 /// their <c>Retry-After</c>, seconds or an HTTP date, up to an hour, instead of the backoff); any other 4xx is permanent (the event goes to the dead-letter
 /// queue); a redirect is not followed and is retried, since a bot's webhook URL that moves is a configuration error.
@@ -38,6 +39,8 @@ internal sealed class WebhookTarget(HttpClient client, Uri url, TimeSpan timeout
         };
         request.Content.Headers.ContentType = s_json;
         request.Headers.TryAddWithoutValidation(WebhookSignature.HeaderName, item.Signature);
+        if (item.Signing is { } signing)
+            request.Headers.TryAddWithoutValidation(ForwardSigning.KeyIdHeader, signing.KeyId);
         request.Headers.TryAddWithoutValidation(EventIdHeader, item.EventId);
         if (item.Stale)
             request.Headers.TryAddWithoutValidation(StaleHeader, "true");

@@ -32,7 +32,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     private readonly Tenant _tenant;
     private readonly Destinations.DestinationSpec _destination;
     private readonly Projections.ProjectionFollower _projections;
-    private readonly byte[] _secret;
+    private volatile ForwardSigning? _signing;
     private readonly EventLog _log;
     private readonly IForwardTarget _target;
     private readonly DeadLetterQueue _deadLetters;
@@ -75,8 +75,7 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
         _feed = feed;
         _destination = destination;
         _projections = projections;
-        _secret = destination.Kind is Configuration.DestinationKind.Webhook or Configuration.DestinationKind.Chatwoot && destination.Options.Secret is { Length: > 0 } secret
-            ? Encoding.UTF8.GetBytes(secret) : [];
+        _signing = ForwardSigning.Of(destination.Policy, destination.Kind is Configuration.DestinationKind.Webhook or Configuration.DestinationKind.Chatwoot);
         _deadLetters = deadLetters;
         _breaker = breaker;
         _states = states;
@@ -96,6 +95,15 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
     }
 
     public Tenant Tenant => _tenant;
+
+    /// <summary>The key this destination signs with now (null when it does not sign).</summary>
+    public ForwardSigning? Signing => _signing;
+
+    /// <summary>
+    /// Signs from now on with <paramref name="signing"/> (a reload rotated the destination's secret): events prepared
+    /// under the old key are signed again before their next attempt.
+    /// </summary>
+    public void Rotate(ForwardSigning? signing) => _signing = signing;
 
     /// <summary>The destination this dispatcher delivers to.</summary>
     public Destinations.DestinationSpec Destination => _destination;
@@ -341,9 +349,11 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
             var payload = ArrayPool<byte>.Shared.Rent(_writer.WrittenCount);
             _writer.WrittenSpan.CopyTo(payload);
             var idLength = EventIdentity.Write(stored.Body, in _events[index], id);
-            var signature = _secret.Length > 0 ? WebhookSignature.Sign(_secret, _writer.WrittenSpan) : null;
+            var signing = _signing;
+            var signature = signing is not null ? WebhookSignature.Sign(signing.Key, _writer.WrittenSpan) : null;
             var item = new ForwardItem(index, Encoding.ASCII.GetString(id[..idLength]), payload, _writer.WrittenCount, signature, OrderKeys.Of(stored.Body, in _events[index]), stored.ReceivedUnixMs)
             {
+                Signing = signing,
                 Stale = stale,
                 Class = Destinations.EventFilter.ClassOf(stored.Body, in _events[index]),
                 Field = _needsField ? _events[index].Field.GetString(stored.Body) ?? "" : "",
@@ -439,6 +449,12 @@ internal sealed class DestinationDispatcher : IAsyncDisposable
                 // A send in progress is not cut by a stop (the bot may already have the event: cutting it would only
                 // cause a redelivery after the restart); only _abort, after the drain timeout, cuts it.
                 ct.ThrowIfCancellationRequested();
+                if (_signing is { } signing && !ReferenceEquals(signing, item.Signing))
+                {
+                    // The key was rotated (a reload) since this event was prepared: it goes out under the new one.
+                    item.Signature = WebhookSignature.Sign(signing.Key, item.Payload.Span);
+                    item.Signing = signing;
+                }
                 result = await _target.SendAsync(item, _abort.Token).ConfigureAwait(false);
             }
             catch when (probe)

@@ -46,8 +46,14 @@ internal sealed class ForwardItem(int eventIndex, string eventId, byte[] payload
 
     public ReadOnlyMemory<byte> Payload => _payload.AsMemory(0, length);
 
-    /// <summary>The <c>X-Hub-Signature-256</c> value under the tenant's forward secret, or null for the file target.</summary>
-    public string? Signature { get; } = signature;
+    /// <summary>
+    /// The <c>X-Hub-Signature-256</c> value under <see cref="Signing"/>, or null for a destination that does not sign;
+    /// signed again before an attempt when the destination's key was rotated since.
+    /// </summary>
+    public string? Signature { get; set; } = signature;
+
+    /// <summary>The key <see cref="Signature"/> is under (its id goes out as <c>X-FastIngest-Signature-Key</c>).</summary>
+    public ForwardSigning? Signing { get; set; }
 
     private byte[] _payload = payload;
 

@@ -11,7 +11,7 @@ namespace FastIngest.Hosting;
 /// letters for the destination that gave up on them. Both go in as new batch records, committed before the entry is
 /// marked replayed, and flow from there like any webhook (the admin API's <c>.../replay</c> routes).
 /// </summary>
-internal sealed class EventReplays(TenantRegistry tenants, IngestPipeline pipeline, QuarantineLog quarantine, DeadLetterQueue deadLetters, EventLog log, IReadOnlySet<(string Tenant, string Destination)> destinations, TimeProvider time)
+internal sealed class EventReplays(TenantRegistry tenants, IngestPipeline pipeline, QuarantineLog quarantine, DeadLetterQueue deadLetters, EventLog log, Func<IReadOnlySet<(string Tenant, string Destination)>> destinations, TimeProvider time)
 {
     /// <summary>See <see cref="FastIngestEngine.ReplayQuarantineAsync"/>.</summary>
     public async Task<(int Replayed, int Unparseable)> QuarantineAsync(string? tenant, long? id, CancellationToken cancellationToken)
@@ -58,7 +58,7 @@ internal sealed class EventReplays(TenantRegistry tenants, IngestPipeline pipeli
                 continue;
             if (tenants.Find(entry.Tenant.AsSpan()) is not { } owner || deadLetters.ReadPayload(entry.Id) is not { } payload)
                 continue;
-            if (!destinations.Contains((owner.Id, entry.Destination)))
+            if (!destinations().Contains((owner.Id, entry.Destination)))
                 continue;
             var key = EventIdentity.Key(owner.IdUtf8, Encoding.UTF8.GetBytes(entry.EventId));
             var record = new BatchRecord(owner.IdUtf8, time.GetUtcNow().ToUnixTimeMilliseconds(), [0], [key], 1, payload, payload.Length, Destinations.DestinationSpec.IdOf(entry.Destination));

@@ -36,7 +36,14 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private readonly DedupeStore _dedupe;
     private readonly DeliveryStateStore _states;
     private readonly DeadLetterQueue _deadLetters;
-    private readonly List<DestinationDispatcher> _dispatchers = [];
+    private volatile DestinationDispatcher[] _dispatchers = [];
+    private readonly Dictionary<string, CircuitBreaker> _breakers = new(StringComparer.Ordinal);
+    private readonly ForwardTargetWrapper? _faults;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly AckSet _acked;
+    private readonly object _reconfigure = new();
+    private readonly List<Task> _retiring = [];
+    private readonly Dictionary<(string Tenant, string Destination), long> _retiredAt = []; // under _reconfigure
     private readonly Projections.ProjectionFollower _projections;
     private readonly HttpClient _http;
     private readonly CancellationTokenSource _stop = new();
@@ -46,6 +53,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     private DiskWatch _disk = null!;
     private Readiness _readiness = null!;
     private int _stopped;
+    private bool _running; // under _reconfigure
     private long _shutdownRequestedTicks;
     private readonly DataDirLock _dirLock;
     private readonly EventReplays _replays;
@@ -66,6 +74,8 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _options = options;
+        _faults = faults;
+        _loggerFactory = loggerFactory;
         _time = time ?? TimeProvider.System;
         _logger = loggerFactory.CreateLogger("FastIngest");
         Tenants = new TenantRegistry(options.Tenants, _time);
@@ -120,7 +130,7 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         }
         var positions = Damage.FoundSinceStart.Any(d => d.Key == "events") ? DeliveryPositions.None : DeliveryPositions.Load(dataDir, _logger);
         long StartOf(long? recorded) => recorded is { } at ? Math.Clamp(at, _log.BeginAddress, recoveredTail) : _log.BeginAddress;
-        var acked = new AckSet();
+        var acked = _acked = new AckSet();
         foreach (var (tenant, destination) in destinations)
             acked.SetWatermark(AckRecord.TenantHashOf(tenant.IdUtf8), destination.Id, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)));
         var orphanCap = StartupRecovery.Run(_log, recoveredTail, _dedupe, Pipeline, Tenants, acked, _logger);
@@ -144,31 +154,144 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         // One read of the log feeds the views and every destination that is caught up (the others read on their own until they are).
         var feed = Feed = _projections.Feed;
         // One breaker per destination address: tenants delivering to the same bot URL (or broker) share it (the first one's settings).
-        var breakers = new Dictionary<string, CircuitBreaker>(StringComparer.Ordinal);
-        {
-            foreach (var (tenant, destination) in destinations)
-            {
-                var target = Destinations.DestinationTargets.Create(tenant, destination, _http, _time, loggerFactory);
-                if (faults is not null)
-                    target = faults.Wrap(tenant.Id, target);
-                var policy = destination.Policy;
-                if (!breakers.TryGetValue(target.Describe, out var breaker))
-                {
-                    breaker = new CircuitBreaker(target.Describe, policy.BreakerFailures, policy.BreakDuration, policy.MaxBackoff > policy.BreakDuration ? policy.MaxBackoff : policy.BreakDuration, _time);
-                    breakers.Add(target.Describe, breaker);
-                }
-                _dispatchers.Add(new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, acked, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)), _time, loggerFactory.CreateLogger("FastIngest.Dispatch"), loggerFactory.CreateLogger("FastIngest.Events"), feed));
-                EngineLog.TenantReady(_logger, tenant.Id, destination.Name == Destinations.DestinationSpec.ForwardName ? target.Describe : $"{destination.Name}: {target.Describe}");
-            }
-        }
+        foreach (var (tenant, destination) in destinations)
+            AddDispatcher(tenant, destination, StartOf(positions.WatermarkOf(tenant.Id, destination.Name)));
 
         _disk = new DiskWatch(options.Storage, dataDir, _log, _quarantine, Tenants, _time, _logger);
-        _retention = new Retention(options, dataDir, _log, _dedupe, _states, Outbound, _projections, _dispatchers, orphanCap, () => _disk.BytesNow, _time, _logger);
-        _replays = new EventReplays(Tenants, Pipeline, Quarantine, _deadLetters, _log, _dispatchers.Select(d => (d.Tenant.Id, d.Destination.Name)).ToHashSet(), _time);
+        _retention = new Retention(options, dataDir, _log, _dedupe, _states, Outbound, _projections, () => _dispatchers, orphanCap, () => _disk.BytesNow, _time, _logger);
+        _replays = new EventReplays(Tenants, Pipeline, Quarantine, _deadLetters, _log, () => _dispatchers.Select(d => (d.Tenant.Id, d.Destination.Name)).ToHashSet(), _time);
         _disk.WarnIfDiskTooSmall();
-        _readiness = new Readiness(Damage, _log, _disk, _retention, Tenants, Outbound, _projections, _dispatchers, _time);
-        Metrics = new FastIngestMetrics(Tenants.All, DispatchStats, () => _deadLetters.Count, () => _disk.DataDirBytes, () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
+        _readiness = new Readiness(Damage, _log, _disk, _retention, Tenants, Outbound, _projections, () => _dispatchers, _time);
+        Metrics = new FastIngestMetrics(() => Tenants.All, DispatchStats, () => _deadLetters.Count, () => _disk.DataDirBytes, () => _dedupe.LogBytes, Outbound, _time, Damage, () => CheckpointsSkipped);
         _log.CommitLatency = Metrics.CommitLatency;
+    }
+
+    /// <summary>
+    /// Builds the dispatcher of <paramref name="tenant"/>'s <paramref name="destination"/>, reading from
+    /// <paramref name="startAddress"/>, and adds it to those the engine runs (not started).
+    /// </summary>
+    private DestinationDispatcher AddDispatcher(Tenant tenant, Destinations.DestinationSpec destination, long startAddress)
+    {
+        var target = Destinations.DestinationTargets.Create(tenant, destination, _http, _time, _loggerFactory);
+        if (_faults is not null)
+            target = _faults.Wrap(tenant.Id, target);
+        var policy = destination.Policy;
+        CircuitBreaker? breaker;
+        lock (_breakers)
+        {
+            if (!_breakers.TryGetValue(target.Describe, out breaker))
+            {
+                breaker = new CircuitBreaker(target.Describe, policy.BreakerFailures, policy.BreakDuration, policy.MaxBackoff > policy.BreakDuration ? policy.MaxBackoff : policy.BreakDuration, _time);
+                _breakers.Add(target.Describe, breaker);
+            }
+        }
+        var dispatcher = new DestinationDispatcher(tenant, destination, _log, _projections, target, breaker, _deadLetters, _states, _acked, startAddress, _time, _loggerFactory.CreateLogger("FastIngest.Dispatch"), _loggerFactory.CreateLogger("FastIngest.Events"), Feed);
+        lock (_reconfigure)
+            _dispatchers = [.. _dispatchers, dispatcher];
+        EngineLog.TenantReady(_logger, tenant.Id, destination.Name == Destinations.DestinationSpec.ForwardName ? target.Describe : $"{destination.Name}: {target.Describe}");
+        return dispatcher;
+    }
+
+    /// <summary>The dispatchers running now (one per tenant and destination, and those of removed tenants still delivering their backlog).</summary>
+    internal IReadOnlyList<DestinationDispatcher> Dispatchers => _dispatchers;
+
+    /// <summary>
+    /// Adds <paramref name="options"/> as a tenant (a configuration reload; <paramref name="key"/> is its section,
+    /// <c>FastIngest:Tenants:{i}</c>): its destinations' dispatchers start at the log's begin (events of the tenant an
+    /// earlier configuration left in the log are delivered), its sends are taken when it lists phone numbers, and
+    /// then its webhooks are taken.
+    /// </summary>
+    internal void AddTenant(TenantOptions options, string key)
+    {
+        var tenant = new Tenant(options, _time);
+        lock (_reconfigure)
+        {
+            // No watermark: every ack of this tenant's still in memory counts (an earlier configuration's deliveries).
+            foreach (var destination in Destinations.DestinationSpec.Resolve(options, key, DataDir))
+            {
+                // A tenant removed earlier in this run starts where its dispatcher stopped (its acks are not in memory).
+                var start = _retiredAt.TryGetValue((tenant.Id, destination.Name), out var at) ? Math.Max(at, _log.BeginAddress) : _log.BeginAddress;
+                var dispatcher = AddDispatcher(tenant, destination, start);
+                if (_running)
+                    dispatcher.Start();
+            }
+        }
+        Outbound.AddTenant(tenant);
+        Tenants.Add(tenant);
+    }
+
+    /// <summary>
+    /// Removes tenant <paramref name="id"/> (a configuration reload): its webhooks and new sends get 404 at once; its
+    /// dispatchers go on until every event it had in the log when it was removed is delivered (or dead-lettered), and
+    /// then stop; sends it had queued still go out. Returns false when no such tenant is configured.
+    /// </summary>
+    internal bool RemoveTenant(string id)
+    {
+        if (Tenants.Remove(id) is not { } tenant)
+            return false;
+        Outbound.RemoveTenant(tenant);
+        var tail = _log.TailAddress;
+        var mine = _dispatchers.Where(d => d.Tenant == tenant).ToArray();
+        lock (_retiring)
+            _retiring.Add(RetireAsync(tenant, mine, tail));
+        return true;
+    }
+
+    /// <summary>
+    /// Gives <paramref name="tenant"/> the secrets of <paramref name="next"/> (a reload that changed nothing else of
+    /// it; <paramref name="key"/> is its section): inbound app secrets, header values and <c>hub.verify_token</c>, its
+    /// send credentials, and each signing destination's key (events waiting for a retry are signed again).
+    /// </summary>
+    internal void RotateTenant(Tenant tenant, TenantOptions next, string key)
+    {
+        var specs = Destinations.DestinationSpec.Resolve(next, key, DataDir);
+        tenant.Rotate(next);
+        Outbound.Rotate(tenant, next.Outbound);
+        foreach (var d in _dispatchers)
+        {
+            if (d.Tenant != tenant || specs.FirstOrDefault(s => s.Name == d.Destination.Name) is not { } spec)
+                continue;
+            var signing = ForwardSigning.Of(spec.Policy, spec.Kind is DestinationKind.Webhook or DestinationKind.Chatwoot);
+            if (signing is null ? d.Signing is not null : !signing.SameAs(d.Signing))
+                d.Rotate(signing);
+        }
+    }
+
+    /// <summary>Whether a removed tenant <paramref name="id"/> still has dispatchers delivering its backlog.</summary>
+    internal bool IsRetiring(string id) => _dispatchers.Any(d => d.Tenant.Id == id && Tenants.Find(id.AsSpan()) != d.Tenant);
+
+    private async Task RetireAsync(Tenant tenant, DestinationDispatcher[] dispatchers, long tail)
+    {
+        try
+        {
+            // Delivered (or dead-lettered) up to where the log was at the removal: nothing of the tenant's is left.
+            while (!_stop.IsCancellationRequested && dispatchers.Any(d => d.LowWater < tail))
+                await Task.Delay(TimeSpan.FromMilliseconds(100), _time, _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // shutting down: StopAsync stops them with the others
+        }
+        lock (_reconfigure)
+        {
+            if (_stop.IsCancellationRequested)
+                return;
+            _dispatchers = [.. _dispatchers.Where(d => !dispatchers.Contains(d))];
+            foreach (var d in dispatchers)
+                _retiredAt[(tenant.Id, d.Destination.Name)] = d.LowWater;
+        }
+        foreach (var d in dispatchers)
+        {
+            try
+            {
+                await d.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                EngineLog.ShutdownStepFailed(_logger, ex);
+            }
+        }
+        EngineLog.TenantRetired(_logger, tenant.Id, tail);
     }
 
     /// <summary>The shared read that feeds the destinations that are caught up.</summary>
@@ -277,8 +400,12 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _projections.Start();
-        foreach (var d in _dispatchers)
-            d.Start();
+        lock (_reconfigure)
+        {
+            foreach (var d in _dispatchers)
+                d.Start();
+            _running = true;
+        }
         Outbound.Start();
         _maintenance = Task.Run(() => _retention.RunAsync(_stop.Token), CancellationToken.None);
         _diskWatch = Task.Run(() => _disk.RunAsync(_stop.Token), CancellationToken.None);
@@ -310,7 +437,12 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) != 0)
             return;
         ShutdownRequested();
-        await _stop.CancelAsync().ConfigureAwait(false);
+        lock (_reconfigure)
+            _stop.Cancel(); // a removed tenant's dispatchers still delivering are stopped with the others from here
+        Task[] retiring;
+        lock (_retiring)
+            retiring = [.. _retiring];
+        await Task.WhenAll(retiring).ConfigureAwait(false);
         var budget = _options.ShutdownTimeout;
         var reserve = TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, budget.Ticks / 4));
         TimeSpan Left() => budget - reserve - _time.GetElapsedTime(Interlocked.Read(ref _shutdownRequestedTicks));
@@ -460,6 +592,9 @@ internal static partial class EngineLog
 
     [LoggerMessage(4015, LogLevel.Warning, "The disk of {DataDir} holds {TotalBytes} bytes in all, less than these storage sizes need ({FixedBytes}: README, Sizing); checkpoints will be skipped and the event log not truncated")]
     public static partial void DiskTooSmall(ILogger logger, string dataDir, long totalBytes, long fixedBytes);
+
+    [LoggerMessage(4016, LogLevel.Information, "Tenant {Tenant}: removed by a reload; its backlog up to {Address} is delivered and its dispatchers stopped")]
+    public static partial void TenantRetired(ILogger logger, string tenant, long address);
 
     [LoggerMessage(4003, LogLevel.Warning, "The event log holds events of tenant {Tenant}, which is not configured (first at {Address}); they are kept, and the log is not truncated past them, until the tenant is configured again")]
     public static partial void OrphanRecords(ILogger logger, string tenant, long address);

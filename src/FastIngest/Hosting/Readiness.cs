@@ -7,7 +7,7 @@ namespace FastIngest.Hosting;
 
 /// <summary><c>/readyz</c>: why the server should not get traffic now, from every stage's own state.</summary>
 internal sealed class Readiness(DamageReport damage, EventLog log, DiskWatch disk, Retention retention, TenantRegistry tenants, Outbound.OutboundService outbound,
-    Projections.ProjectionFollower projections, IReadOnlyList<DestinationDispatcher> dispatchers, TimeProvider time)
+    Projections.ProjectionFollower projections, Func<IReadOnlyList<DestinationDispatcher>> dispatchers, TimeProvider time)
 {
     /// <summary>
     /// Why the server should not get traffic now, one line per reason (empty when ready): damage start-up found and
@@ -45,7 +45,7 @@ internal sealed class Readiness(DamageReport damage, EventLog log, DiskWatch dis
         }
         if (projections.RecentFault() is { } projectionFault)
             reasons.Add($"projections (delivery state, windows, send statuses): {projectionFault}");
-        foreach (var d in dispatchers)
+        foreach (var d in dispatchers())
         {
             var who = d.Destination.Name == Destinations.DestinationSpec.ForwardName ? $"tenant {d.Tenant.Id}" : $"tenant {d.Tenant.Id}, destination {d.Destination.Name}";
             if (d.RecentFault() is { } fault)

@@ -11,7 +11,7 @@ namespace FastIngest.Hosting;
 /// positions recorded, and the log cut below what any of them still needs.
 /// </summary>
 internal sealed class Retention(FastIngestOptions options, string dataDir, EventLog log, DedupeStore dedupe, DeliveryStateStore states, Outbound.OutboundService outbound,
-    Projections.ProjectionFollower projections, IReadOnlyList<DestinationDispatcher> dispatchers, long orphanCap, Func<long> dataDirBytesNow, TimeProvider time, ILogger logger)
+    Projections.ProjectionFollower projections, Func<IReadOnlyList<DestinationDispatcher>> dispatchers, long orphanCap, Func<long> dataDirBytesNow, TimeProvider time, ILogger logger)
 {
     /// <summary>Checkpoints and truncates every <c>CheckpointInterval</c> until <paramref name="ct"/> stops it.</summary>
     public async Task RunAsync(CancellationToken ct)
@@ -56,8 +56,8 @@ internal sealed class Retention(FastIngestOptions options, string dataDir, Event
             // After the projections' AppliedUntil was read: the steps those statuses made are committed before the log is cut.
             await outbound.CheckpointAsync(cancellationToken).ConfigureAwait(false);
             var until = Math.Min(Math.Min(replayFrom, applied), orphanCap);
-            var watermarks = new List<(string, string, long)>(dispatchers.Count);
-            foreach (var d in dispatchers)
+            var watermarks = new List<(string, string, long)>();
+            foreach (var d in dispatchers())
             {
                 var lowWater = d.LowWater;
                 watermarks.Add((d.Tenant.Id, d.Destination.Name, lowWater));

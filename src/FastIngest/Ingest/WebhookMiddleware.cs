@@ -108,9 +108,10 @@ public sealed class WebhookMiddleware
     private static SignatureCheck VerifyAnyKey(Tenant tenant, string header, ReadOnlySpan<byte> body)
     {
         var check = SignatureCheck.Mismatch;
-        for (var key = 0; key < tenant.AppSecrets.Length && check == SignatureCheck.Mismatch; key++)
+        var credentials = tenant.Credentials; // one set for the whole check, whatever a reload does meanwhile
+        for (var key = 0; key < credentials.AppSecrets.Length && check == SignatureCheck.Mismatch; key++)
         {
-            check = WebhookSignature.VerifyRawOrEscaped(header, tenant.InboundHmacOf(key), body);
+            check = WebhookSignature.VerifyRawOrEscaped(header, credentials.HmacOf(key), body);
             if (check == SignatureCheck.Valid)
                 tenant.Counters.SignatureKeyUsed(key);
         }
@@ -124,7 +125,7 @@ public sealed class WebhookMiddleware
             return Reply(context, StatusCodes.Status403Forbidden, "hub.mode must be subscribe");
         var token = query["hub.verify_token"].ToString();
         var given = Encoding.UTF8.GetBytes(token);
-        if (!CryptographicOperations.FixedTimeEquals(given, tenant.VerifyToken))
+        if (!CryptographicOperations.FixedTimeEquals(given, tenant.Credentials.VerifyToken))
             return Reply(context, StatusCodes.Status403Forbidden, "hub.verify_token does not match");
         var challenge = query["hub.challenge"];
         if (StringValues.IsNullOrEmpty(challenge) || challenge.Count != 1)

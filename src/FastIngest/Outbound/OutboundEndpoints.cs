@@ -43,15 +43,15 @@ public static class OutboundEndpoints
 
     /// <summary>Adds the routes; without sending tenants every send is 404.</summary>
     public static void MapFastIngestOutbound(this IEndpointRouteBuilder endpoints, OutboundService outbound, string? adminToken)
-        => endpoints.MapFastIngestOutbound(outbound, string.IsNullOrEmpty(adminToken) ? [] : [adminToken]);
+        => endpoints.MapFastIngestOutbound(outbound, new Admin.AdminTokens(string.IsNullOrEmpty(adminToken) ? [] : [adminToken]));
 
     /// <summary>As the single-token overload, with every accepted admin token (<c>AdminToken</c>, <c>AdminTokens:{n}</c>).</summary>
-    public static void MapFastIngestOutbound(this IEndpointRouteBuilder endpoints, OutboundService outbound, IReadOnlyList<string> adminTokens)
+    public static void MapFastIngestOutbound(this IEndpointRouteBuilder endpoints, OutboundService outbound, Admin.AdminTokens adminTokens)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(outbound);
         ArgumentNullException.ThrowIfNull(adminTokens);
-        var admin = adminTokens.Count == 0 ? null : new Internal.SecretSet(null, adminTokens);
+        var admin = adminTokens;
         endpoints.MapPost("/graph/{version}/{phoneNumberId}/messages", context => SendAsync(context, outbound));
         endpoints.MapGet("/v1/outbound/{id}", context => ShowAsync(context, outbound, admin));
     }
@@ -277,13 +277,13 @@ public static class OutboundEndpoints
         }
     }
 
-    private static async Task ShowAsync(HttpContext context, OutboundService outbound, Internal.SecretSet? admin)
+    private static async Task ShowAsync(HttpContext context, OutboundService outbound, Admin.AdminTokens admin)
     {
         var id = (string)context.Request.RouteValues["id"]!;
         var message = await outbound.Book.FindAsync(id).ConfigureAwait(false);
         var authorization = context.Request.Headers.Authorization.ToString();
         var lane = message is null ? null : outbound.LaneOfTenant(message.Tenant);
-        var allowed = (admin is not null && admin.IndexOf(authorization, "Bearer ") >= 0)
+        var allowed = admin.Accepts(authorization)
             || (lane is not null && (lane.IsBotToken(authorization, "Bearer ") || lane.IsBotToken(context.Request.Headers[BotTokenHeader].ToString())));
         if (message is null || !allowed)
         {

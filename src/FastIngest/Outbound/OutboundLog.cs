@@ -10,7 +10,10 @@ internal static partial class OutboundLog
     [LoggerMessage(6002, LogLevel.Warning, "Tenant {Tenant}: send {Id} attempt {Attempt} failed ({Detail}); retry in {DelayMs} ms ({Suppressed} more such failures in the last 10 s not logged)")]
     public static partial void Retrying(ILogger logger, string tenant, string id, int attempt, string detail, long delayMs, long suppressed);
 
-    [LoggerMessage(6003, LogLevel.Error, "Tenant {Tenant}: sends PAUSED, Meta refused the access token (code {Code}: {Detail}); next try in {Seconds} s. Renew Outbound:AccessToken (or the bot's token) and restart.")]
+    [LoggerMessage(6020, LogLevel.Warning, "Tenant {Tenant}: Meta refused the access token in use (code {Code}: {Detail}); sends use Outbound access token #{Index} (AccessToken, then AccessTokens:{{n}}) from now on")]
+    public static partial void NextToken(ILogger logger, string tenant, int code, string detail, int index);
+
+    [LoggerMessage(6003, LogLevel.Error, "Tenant {Tenant}: sends PAUSED, Meta refused the access token (code {Code}: {Detail}); next try in {Seconds} s. Renew Outbound:AccessToken (or the bot's token) and reload (POST /admin/reload) or restart.")]
     public static partial void Paused(ILogger logger, string tenant, int code, string detail, long seconds);
 
     [LoggerMessage(6004, LogLevel.Information, "Tenant {Tenant}: sends resumed (the access token works again)")]

@@ -14,9 +14,8 @@ internal sealed class OutboundLane : IDisposable
         var o = tenant.Options.Outbound;
         Options = o;
         Is360Dialog = o.Provider == "360dialog";
-        Bearer = Is360Dialog ? o.ApiKey : string.IsNullOrEmpty(o.AccessToken) ? null : "Bearer " + o.AccessToken;
         SendsUrl = Is360Dialog ? o.BaseUrl.TrimEnd('/') + "/messages" : null;
-        BotTokens = new Internal.SecretSet(o.BotToken, o.BotTokens);
+        _credentials = new LaneCredentials(o, Is360Dialog);
         Quota = o.Rate > 0 ? new ThroughputBucket(tenant.Id, o.Rate, shared.RateRecoveryInterval, time) : null;
         Phones = [.. o.PhoneNumberIds.Select(p => new PhoneQueue(p, new ThroughputBucket(p, o.PhoneNumberRate, shared.RateRecoveryInterval, time)))];
         Pairs = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
@@ -32,11 +31,54 @@ internal sealed class OutboundLane : IDisposable
     public Tenancy.Tenant Tenant { get; }
     public TenantOutboundOptions Options { get; }
 
+    private volatile LaneCredentials _credentials;
+    private int _bearerIndex;
+
     /// <summary>
-    /// The tenant's credential as it goes out: <c>Bearer {AccessToken}</c> (Meta), the <c>D360-API-KEY</c> value
-    /// (360dialog), or null when the bot's own header is passed through to Meta.
+    /// The tenant's credential as it goes out: <c>Bearer {AccessToken}</c> (Meta: <c>AccessToken</c>, then
+    /// <c>AccessTokens:{n}</c>, from the first to the next each time Meta refuses one with code 190), the
+    /// <c>D360-API-KEY</c> value (360dialog), or null when the bot's own header is passed through to Meta.
     /// </summary>
-    public string? Bearer { get; }
+    public string? Bearer
+    {
+        get
+        {
+            var bearers = _credentials.Bearers;
+            return bearers.Length == 0 ? null : bearers[Math.Min(Volatile.Read(ref _bearerIndex), bearers.Length - 1)];
+        }
+    }
+
+    /// <summary>
+    /// Meta refused <paramref name="used"/> (code 190): when it is the token in use and another follows it in the
+    /// list, sends use that one from now on and this returns true (also when another send already moved on past it);
+    /// false when there is no other token to try (the tenant pauses).
+    /// </summary>
+    public bool MoveToNextBearer(string used)
+    {
+        var bearers = _credentials.Bearers;
+        var at = Array.IndexOf(bearers, used);
+        if (at < 0)
+            return Bearer != used; // the credentials were replaced by a reload since this send left
+        if (at < Volatile.Read(ref _bearerIndex))
+            return true;
+        return at + 1 < bearers.Length && Interlocked.CompareExchange(ref _bearerIndex, at + 1, at) == at;
+    }
+
+    /// <summary>
+    /// Takes the credentials of <paramref name="next"/> (a configuration reload): the access tokens (from the first
+    /// again), the 360dialog API key and the bot tokens. A tenant paused by a refused token tries its next send at once.
+    /// </summary>
+    public void Rotate(TenantOutboundOptions next)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        _credentials = new LaneCredentials(next, Is360Dialog);
+        Volatile.Write(ref _bearerIndex, 0);
+        if (Paused)
+            Volatile.Write(ref PausedUntilUnixMs, 1); // in the past: the next send probes
+    }
+
+    /// <summary>Index of the access token in use (0 = the first), for the tests and the logs.</summary>
+    public int BearerIndex => Volatile.Read(ref _bearerIndex);
 
     /// <summary>Whether sends go to 360dialog (<c>Outbound:Provider</c>) instead of Meta's Graph API.</summary>
     public bool Is360Dialog { get; }
@@ -45,7 +87,7 @@ internal sealed class OutboundLane : IDisposable
     public string? SendsUrl { get; }
 
     /// <summary><c>BotToken</c> and <c>BotTokens</c>: the values of the bot's credential.</summary>
-    public Internal.SecretSet BotTokens { get; }
+    public Internal.SecretSet BotTokens => _credentials.BotTokens;
 
     /// <summary>True when <paramref name="presented"/> is one of <see cref="BotTokens"/>, prefixed by <paramref name="scheme"/> (fixed-time compare).</summary>
     public bool IsBotToken(string presented, string scheme = "") => BotTokens.IndexOf(presented, scheme) >= 0;
@@ -115,7 +157,7 @@ internal sealed class OutboundLane : IDisposable
 /// </summary>
 internal sealed class OutboundScheduler : IAsyncDisposable
 {
-    private readonly OutboundLane[] _lanes;
+    private volatile OutboundLane[] _lanes;
     private readonly OutboundService _service;
     private readonly GraphClient _graph;
     private readonly OutboundOptions _options;
@@ -145,6 +187,14 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         _logger = logger;
         _check = Check;
         _retryLog = new Internal.LogThrottle(TimeSpan.FromSeconds(10), time);
+    }
+
+    /// <summary>Schedules <paramref name="lane"/>'s sends too (a tenant added by a reload).</summary>
+    public void AddLane(OutboundLane lane)
+    {
+        lock (_sends)
+            _lanes = [.. _lanes, lane];
+        _wake.Release();
     }
 
     /// <summary>The phone numbers' buckets (for <c>/metrics</c>).</summary>
@@ -216,21 +266,22 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             var now = Now;
             var wake = long.MaxValue;
             var sent = false;
-            for (var k = 0; k < _lanes.Length && InFlight < _options.MaxInFlight; k++)
+            var lanes = _lanes;
+            for (var k = 0; k < lanes.Length && InFlight < _options.MaxInFlight; k++)
             {
-                var lane = _lanes[(_next + k) % _lanes.Length];
+                var lane = lanes[(_next + k) % lanes.Length];
                 if (Pick(lane, now, ref wake) is { } message)
                 {
                     sent = true;
                     Launch(lane, message);
                 }
             }
-            _next = (_next + 1) % Math.Max(1, _lanes.Length);
+            _next = (_next + 1) % Math.Max(1, lanes.Length);
             if (sent)
                 continue;
             // Throttled rates recover even while nothing is queued (so /metrics shows the rate a send would get).
             var recovering = false;
-            foreach (var lane in _lanes)
+            foreach (var lane in lanes)
             {
                 foreach (var phone in lane.Phones)
                     recovering |= phone.Bucket.Recover();
@@ -346,8 +397,9 @@ internal sealed class OutboundScheduler : IAsyncDisposable
             // was taken (waiting for a commit here would bunch sends up at Meta), and a send not answered for good goes
             // again after a restart whether or not this step made it to disk.
             _ = _service.SubmittedAsync(message);
-            var answer = await _graph.SendAsync(message, message.Authorization ?? lane.Bearer ?? "", body, ct, lane.SendsUrl).ConfigureAwait(false);
-            requeue = await HandleAsync(lane, message, answer).ConfigureAwait(false);
+            var used = message.Authorization ?? lane.Bearer ?? "";
+            var answer = await _graph.SendAsync(message, used, body, ct, lane.SendsUrl).ConfigureAwait(false);
+            requeue = await HandleAsync(lane, message, answer, used).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -368,7 +420,7 @@ internal sealed class OutboundScheduler : IAsyncDisposable
     }
 
     /// <summary>Acts on Meta's answer (a final one is durable when this completes); true when the send goes back to the front of its queue.</summary>
-    private async Task<bool> HandleAsync(OutboundLane lane, OutboundMessage message, GraphAnswer answer)
+    private async Task<bool> HandleAsync(OutboundLane lane, OutboundMessage message, GraphAnswer answer, string used)
     {
         var now = Now;
         if (lane.Paused)
@@ -416,6 +468,11 @@ internal sealed class OutboundScheduler : IAsyncDisposable
                 // the tenant would let anyone who reaches the port with a junk bearer stop every send.
                 await _service.FailAsync(lane, message, answer.Code, $"Meta refused the access token passed through with this send: {answer.Detail}").ConfigureAwait(false);
                 return false;
+            case MetaErrorClass.AuthExpired when lane.MoveToNextBearer(used):
+                // AccessTokens: the next token in the list takes over at once (a rotation whose first token was revoked).
+                message.FreeAttempts++;
+                OutboundLog.NextToken(_logger, lane.Tenant.Id, answer.Code, answer.Detail ?? "", lane.BearerIndex);
+                return true;
             case MetaErrorClass.AuthExpired:
                 Volatile.Write(ref lane.PausedUntilUnixMs, now + (long)_options.PausedRetryInterval.TotalMilliseconds);
                 lane.Probing = false;
@@ -481,4 +538,21 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         _abort.Dispose();
         _wake.Dispose();
     }
+}
+
+/// <summary>One tenant's send credentials as configured (replaced whole by a reload, never changed in place).</summary>
+internal sealed class LaneCredentials
+{
+    public LaneCredentials(TenantOutboundOptions o, bool is360Dialog)
+    {
+        Bearers = is360Dialog ? [o.ApiKey ?? ""]
+            : [.. Internal.SecretSet.Values(o.AccessToken, o.AccessTokens).Select(t => "Bearer " + t)];
+        BotTokens = new Internal.SecretSet(o.BotToken, o.BotTokens);
+    }
+
+    /// <summary>The <c>Authorization</c> values to try in order (one <c>D360-API-KEY</c> value for 360dialog); empty: pass-through.</summary>
+    public string[] Bearers { get; }
+
+    /// <summary>The bot's accepted credentials.</summary>
+    public Internal.SecretSet BotTokens { get; }
 }

@@ -46,8 +46,10 @@ public sealed class OutboundService : IAsyncDisposable
     private readonly DeliveryStateStore _states;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, OutboundLane> _byPhone = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, OutboundLane> _byTenant = new(StringComparer.Ordinal);
+    // Replaced whole by a reload (tenants added or removed), never changed in place: lookups take no lock.
+    private volatile Dictionary<string, OutboundLane> _byPhone = new(StringComparer.Ordinal);
+    private volatile Dictionary<string, OutboundLane> _byTenant = new(StringComparer.Ordinal);
+    private volatile OutboundLane[] _lanes = [];
     private readonly OutboundScheduler _scheduler;
     private readonly GraphClient _graph;
     private readonly Dictionary<string, (long Outage, HashSet<string> Customers)> _holding = new(StringComparer.Ordinal);
@@ -82,23 +84,65 @@ public sealed class OutboundService : IAsyncDisposable
             ? new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window"))
             : StoreRecovery.OpenOrReset(Path.Combine(dataDir, "window"), "window", () => new CustomerWindowStore(Path.Combine(dataDir, "window"), options.Storage.WindowIndexBytes, options.Storage.WindowMemoryBytes, time, loggerFactory.CreateLogger("FastIngest.Window")), damage, time, _logger,
                 "rebuilt from the inbound messages still in the event log; a customer whose last message is older is outside the 24-hour window until they write again (free-form sends get refused_by_policy)");
-        var lanes = new List<OutboundLane>();
         foreach (var tenant in tenants.All)
         {
-            if (tenant.Options.Outbound.PhoneNumberIds.Count == 0)
-                continue;
-            var lane = new OutboundLane(tenant, _options, time);
-            lanes.Add(lane);
-            _byTenant[tenant.Id] = lane;
-            foreach (var phone in tenant.Options.Outbound.PhoneNumberIds)
-                _byPhone[phone] = lane;
-            if (!string.IsNullOrEmpty(tenant.Options.Outbound.HoldingMessage))
-                tenant.Outage.Sink = (outage, phone, customer, ts) => Hold(lane, outage, phone, customer, ts);
+            if (LaneFor(tenant) is { } lane)
+                _lanes = [.. _lanes, lane];
         }
-        Lanes = lanes;
         _graph = new GraphClient(http, new Uri(_options.GraphUrl), _options.Timeout);
-        _scheduler = new OutboundScheduler(lanes, this, _graph, _options, time, _logger);
+        _scheduler = new OutboundScheduler(_lanes, this, _graph, _options, time, _logger);
     }
+
+    /// <summary>Builds and registers <paramref name="tenant"/>'s lane (null when it lists no phone number).</summary>
+    private OutboundLane? LaneFor(Tenant tenant)
+    {
+        if (tenant.Options.Outbound.PhoneNumberIds.Count == 0)
+            return null;
+        var lane = new OutboundLane(tenant, _options, _time);
+        lock (_lanesGate)
+        {
+            _byTenant = new Dictionary<string, OutboundLane>(_byTenant, StringComparer.Ordinal) { [tenant.Id] = lane };
+            var byPhone = new Dictionary<string, OutboundLane>(_byPhone, StringComparer.Ordinal);
+            foreach (var phone in tenant.Options.Outbound.PhoneNumberIds)
+                byPhone[phone] = lane;
+            _byPhone = byPhone;
+        }
+        if (!string.IsNullOrEmpty(tenant.Options.Outbound.HoldingMessage))
+            tenant.Outage.Sink = (outage, phone, customer, ts) => Hold(lane, outage, phone, customer, ts);
+        return lane;
+    }
+
+    private readonly object _lanesGate = new();
+
+    /// <summary>Takes sends for <paramref name="tenant"/> (added by a reload) when it lists phone numbers.</summary>
+    internal void AddTenant(Tenant tenant)
+    {
+        if (LaneFor(tenant) is not { } lane)
+            return;
+        lock (_lanesGate)
+            _lanes = [.. _lanes, lane];
+        _scheduler.AddLane(lane);
+    }
+
+    /// <summary>
+    /// Takes no more sends for <paramref name="tenant"/> (removed by a reload: its numbers answer 404); those it has
+    /// queued still go out.
+    /// </summary>
+    internal void RemoveTenant(Tenant tenant)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        lock (_lanesGate)
+        {
+            if (!_byTenant.TryGetValue(tenant.Id, out var lane))
+                return;
+            _byTenant = new Dictionary<string, OutboundLane>(_byTenant.Where(kv => kv.Value != lane), StringComparer.Ordinal);
+            _byPhone = new Dictionary<string, OutboundLane>(_byPhone.Where(kv => kv.Value != lane), StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Gives <paramref name="tenant"/>'s lane the send credentials of <paramref name="next"/> (a reload).</summary>
+    internal void Rotate(Tenant tenant, Configuration.TenantOutboundOptions next)
+        => LaneOfTenant(tenant.Id)?.Rotate(next);
 
     /// <summary><c>Outbound:MaxBodyBytes</c>.</summary>
     public int MaxBodyBytes => _options.MaxBodyBytes;
@@ -112,7 +156,8 @@ public sealed class OutboundService : IAsyncDisposable
     /// <summary>The customer service windows.</summary>
     public CustomerWindowStore Windows { get; }
 
-    internal IReadOnlyList<OutboundLane> Lanes { get; }
+    /// <summary>Every lane (those of tenants removed by a reload included, while they have sends queued).</summary>
+    internal IReadOnlyList<OutboundLane> Lanes => _lanes;
 
     /// <summary>The phone numbers' buckets (rate now, cuts) for <c>/metrics</c>.</summary>
     public IEnumerable<ThroughputBucket> PhoneBuckets => _scheduler.PhoneBuckets;

@@ -31,20 +31,20 @@ public sealed class FastIngestMetrics : IDisposable
 
     private readonly Meter _meter = new(MeterName);
 
-    /// <summary>Creates the instruments over live sources, read at each scrape.</summary>
-    public FastIngestMetrics(IReadOnlyList<Tenant> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null, TimeProvider? time = null, Storage.DamageReport? damage = null, Func<long>? checkpointsSkipped = null)
+    /// <summary>Creates the instruments over live sources, read at each scrape (<paramref name="tenants"/>: the tenants configured now).</summary>
+    public FastIngestMetrics(Func<IReadOnlyList<Tenant>> tenants, Func<IReadOnlyList<DispatchStats>> dispatch, Func<long> deadLetters, Func<long> dataDirBytes, Func<long> dedupeLogBytes, Outbound.OutboundService? outbound = null, TimeProvider? time = null, Storage.DamageReport? damage = null, Func<long>? checkpointsSkipped = null)
     {
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(dispatch);
         var clock = time ?? TimeProvider.System;
-        _meter.CreateObservableCounter("fastingest_requests_total", () => PerTenantResult(tenants), description: "Webhook POSTs by tenant and result (accepted, quarantined, unauthorized, too_large, unsupported_media_type, unavailable).");
-        _meter.CreateObservableCounter("fastingest_signature_failures_total", () => PerTenant(tenants, t => t.Counters.Requests(RequestResult.Unauthorized)), description: "Webhook POSTs refused for a missing, malformed or wrong X-Hub-Signature-256.");
-        _meter.CreateObservableCounter("fastingest_signature_key_used_total", () => tenants.SelectMany(t => t.Counters.SignatureKeysUsed.Select((n, i) => new Measurement<long>(n, new KeyValuePair<string, object?>("tenant", t.Id), new KeyValuePair<string, object?>("key_index", i.ToString(System.Globalization.CultureInfo.InvariantCulture))))),
+        _meter.CreateObservableCounter("fastingest_requests_total", () => PerTenantResult(tenants()), description: "Webhook POSTs by tenant and result (accepted, quarantined, unauthorized, too_large, unsupported_media_type, unavailable).");
+        _meter.CreateObservableCounter("fastingest_signature_failures_total", () => PerTenant(tenants(), t => t.Counters.Requests(RequestResult.Unauthorized)), description: "Webhook POSTs refused for a missing, malformed or wrong X-Hub-Signature-256.");
+        _meter.CreateObservableCounter("fastingest_signature_key_used_total", () => tenants().SelectMany(t => t.Counters.SignatureKeysUsed.Select((n, i) => (n, i)).Where(k => k.i < t.KeyCount || k.n > 0).Select(k => new Measurement<long>(k.n, new KeyValuePair<string, object?>("tenant", t.Id), new KeyValuePair<string, object?>("key_index", k.i.ToString(System.Globalization.CultureInfo.InvariantCulture))))),
             description: "Webhooks authenticated by each accepted secret: the app secret X-Hub-Signature-256 matched (key_index 0 is AppSecret, then AppSecrets:{n}), or, with Inbound:Auth Header, the header value (0 is HeaderValue, then HeaderValues:{n}). When the old one stops counting, it can be removed.");
-        _meter.CreateObservableCounter("fastingest_events_accepted_total", () => PerTenant(tenants, t => t.Counters.EventsAccepted), description: "New events durably recorded.");
-        _meter.CreateObservableCounter("fastingest_duplicate_events_total", () => PerTenant(tenants, t => t.Counters.Duplicates), description: "Events that repeated one already recorded (Meta's at-least-once delivery).");
-        _meter.CreateObservableGauge("fastingest_inbound_message_age_seconds", () => tenants.Select(t => new Measurement<double>(t.Silence.SecondsSinceMessage(clock.GetUtcNow().ToUnixTimeMilliseconds()), new KeyValuePair<string, object?>("tenant", t.Id))), description: "Seconds since the tenant's last inbound message (since start if none).");
-        _meter.CreateObservableGauge("fastingest_inbound_silent", () => tenants.Select(t => new Measurement<long>(t.Silence.IsSilent(clock.GetUtcNow()) ? 1 : 0, new KeyValuePair<string, object?>("tenant", t.Id))), description: "1 while the tenant has had no inbound message for longer than its InboundSilence inside its active hours.");
+        _meter.CreateObservableCounter("fastingest_events_accepted_total", () => PerTenant(tenants(), t => t.Counters.EventsAccepted), description: "New events durably recorded.");
+        _meter.CreateObservableCounter("fastingest_duplicate_events_total", () => PerTenant(tenants(), t => t.Counters.Duplicates), description: "Events that repeated one already recorded (Meta's at-least-once delivery).");
+        _meter.CreateObservableGauge("fastingest_inbound_message_age_seconds", () => tenants().Select(t => new Measurement<double>(t.Silence.SecondsSinceMessage(clock.GetUtcNow().ToUnixTimeMilliseconds()), new KeyValuePair<string, object?>("tenant", t.Id))), description: "Seconds since the tenant's last inbound message (since start if none).");
+        _meter.CreateObservableGauge("fastingest_inbound_silent", () => tenants().Select(t => new Measurement<long>(t.Silence.IsSilent(clock.GetUtcNow()) ? 1 : 0, new KeyValuePair<string, object?>("tenant", t.Id))), description: "1 while the tenant has had no inbound message for longer than its InboundSilence inside its active hours.");
         _meter.CreateObservableCounter("fastingest_events_forwarded_total", () => Dispatch(dispatch, d => d.Forwarded), description: "Events delivered, by tenant and destination.");
         _meter.CreateObservableCounter("fastingest_forward_retries_total", () => Dispatch(dispatch, d => d.Retried), description: "Failed deliveries scheduled for a retry.");
         _meter.CreateObservableCounter("fastingest_events_dead_lettered_total", () => Dispatch(dispatch, d => d.DeadLettered), description: "Events sent to the dead-letter queue.");

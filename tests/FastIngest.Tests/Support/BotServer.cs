@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace FastIngest.Tests.Support;
 
 /// <summary>A received forward: body bytes and the headers FastIngest sets.</summary>
-internal sealed record BotRequest(byte[] Body, string? Signature, string? EventId, string? ContentType, int AnsweredStatus, DateTime ArrivedUtc = default, bool Stale = false, string Path = "");
+internal sealed record BotRequest(byte[] Body, string? Signature, string? EventId, string? ContentType, int AnsweredStatus, DateTime ArrivedUtc = default, bool Stale = false, string Path = "", string? SignatureKey = null);
 
 /// <summary>
 /// A real HTTP server on loopback playing a tenant's bot: records every request and answers with whatever
@@ -90,7 +90,8 @@ internal sealed class BotServer : IAsyncDisposable
         }
         var status = Respond(eventId);
         _requests.Enqueue(new BotRequest(ms.ToArray(), context.Request.Headers["X-Hub-Signature-256"].ToString(), eventId, context.Request.ContentType, status, DateTime.UtcNow,
-            context.Request.Headers["X-FastIngest-Stale"] == "true", context.Request.Path.ToString()));
+            context.Request.Headers["X-FastIngest-Stale"] == "true", context.Request.Path.ToString(),
+            context.Request.Headers.TryGetValue("X-FastIngest-Signature-Key", out var key) ? key.ToString() : null));
         context.Response.StatusCode = status;
         if (status is < 200 or >= 300 && RetryAfter is { } retryAfter)
             context.Response.Headers.RetryAfter = retryAfter;

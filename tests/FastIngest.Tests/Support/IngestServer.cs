@@ -35,9 +35,11 @@ internal sealed class IngestServer : IAsyncDisposable
 
     /// <summary>
     /// Starts the server; <paramref name="services"/> may add to its service container (a fault-injecting
-    /// <c>ForwardTargetWrapper</c>), <paramref name="time"/> replaces the engine's clock (a <c>ManualClock</c>).
+    /// <c>ForwardTargetWrapper</c>), <paramref name="time"/> replaces the engine's clock (a <c>ManualClock</c>);
+    /// <paramref name="settingsFile"/>, when given, is a JSON file read after these settings (and again by a reload),
+    /// as <c>appsettings.json</c> would be; <paramref name="watchFile"/> makes an edit of it reload by itself.
     /// </summary>
-    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null, TimeProvider? time = null)
+    public static async Task<IngestServer> StartAsync(string dataDir, IEnumerable<TestTenant> tenants, IDictionary<string, string?>? extra = null, Action<IServiceCollection>? services = null, TimeProvider? time = null, string? settingsFile = null, bool watchFile = false)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -74,6 +76,8 @@ internal sealed class IngestServer : IAsyncDisposable
         {
             b.Configuration.Sources.Clear();
             b.Configuration.AddInMemoryCollection(settings);
+            if (settingsFile is not null)
+                b.Configuration.AddJsonFile(settingsFile, optional: false, reloadOnChange: watchFile);
             b.Logging.ClearProviders();
             b.Logging.SetMinimumLevel(LogLevel.Warning);
             if (Environment.GetEnvironmentVariable("FASTINGEST_TEST_LOGS") == "1")
