@@ -50,6 +50,7 @@ public static class FastIngestServer
         app.MapFastIngestOutbound(engine.Outbound, adminTokens);
         // Tenants and secrets change without a restart: POST /admin/reload, and appsettings.json edited (reloadOnChange).
         var reload = new ConfigReload(app.Configuration, engine, adminTokens, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("FastIngest.Reload"));
+        engine.Metrics.ObserveReloads(reload);
         app.MapFastIngestReload(reload, adminTokens);
         if (options.ReloadOnChange)
             app.Lifetime.ApplicationStarted.Register(() => app.Lifetime.ApplicationStopping.Register(reload.WatchChanges().Dispose));

@@ -189,6 +189,9 @@ internal sealed class OutboundScheduler : IAsyncDisposable
         _retryLog = new Internal.LogThrottle(TimeSpan.FromSeconds(10), time);
     }
 
+    /// <summary>Looks at every lane again now (a reload changed a lane's credentials or pause).</summary>
+    public void Wake() => _wake.Release();
+
     /// <summary>Schedules <paramref name="lane"/>'s sends too (a tenant added by a reload).</summary>
     public void AddLane(OutboundLane lane)
     {

@@ -142,7 +142,12 @@ public sealed class OutboundService : IAsyncDisposable
 
     /// <summary>Gives <paramref name="tenant"/>'s lane the send credentials of <paramref name="next"/> (a reload).</summary>
     internal void Rotate(Tenant tenant, Configuration.TenantOutboundOptions next)
-        => LaneOfTenant(tenant.Id)?.Rotate(next);
+    {
+        if (LaneOfTenant(tenant.Id) is not { } lane)
+            return;
+        lane.Rotate(next);
+        _scheduler.Wake(); // a tenant paused by a refused token tries at once
+    }
 
     /// <summary><c>Outbound:MaxBodyBytes</c>.</summary>
     public int MaxBodyBytes => _options.MaxBodyBytes;

@@ -85,6 +85,20 @@ public sealed class FastIngestMetrics : IDisposable
     /// <summary><c>fastingest_ack_latency_seconds</c>.</summary>
     public Histogram<double> AckLatency { get; }
 
+    /// <summary>
+    /// Adds <c>fastingest_config_reloads_total{result="applied"|"refused"}</c> over <paramref name="reload"/> (created
+    /// after the engine, by the host that maps <c>POST /admin/reload</c>).
+    /// </summary>
+    public void ObserveReloads(Hosting.ConfigReload reload)
+    {
+        ArgumentNullException.ThrowIfNull(reload);
+        _meter.CreateObservableCounter("fastingest_config_reloads_total", () => new[]
+        {
+            new Measurement<long>(reload.Applied, new KeyValuePair<string, object?>("result", "applied")),
+            new Measurement<long>(reload.Refused, new KeyValuePair<string, object?>("result", "refused")),
+        }, description: "Configuration reloads (POST /admin/reload, an edited appsettings.json) applied, and refused for a bad or restart-only value (the running configuration kept).");
+    }
+
     /// <summary>Renders <c>/metrics</c>.</summary>
     public PrometheusExporter Exporter { get; }
 

@@ -187,6 +187,9 @@ public sealed class ConfigReloadTests
         Assert.Equal(HttpStatusCode.OK, status);
         using (var now = await server.PostAsync("t1", Payloads.Text("wamid.KEPT3"), NewApp))
             Assert.Equal(HttpStatusCode.OK, now.StatusCode);
+        var metrics = await server.Client.GetStringAsync("/metrics");
+        Assert.Equal(3d, MetricsText.Value(metrics, "fastingest_config_reloads_total", "result=\"refused\""));
+        Assert.Equal(1d, MetricsText.Value(metrics, "fastingest_config_reloads_total", "result=\"applied\""));
     }
 
     [Fact]

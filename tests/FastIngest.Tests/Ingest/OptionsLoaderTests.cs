@@ -68,6 +68,9 @@ public sealed class OptionsLoaderTests
     [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberIds:0", "100000000000001", "FastIngest:Tenants:0:Outbound:BotToken")]
     [InlineData("FastIngest:Tenants:0:Outbound:BotTokens:0", "too-short", "FastIngest:Tenants:0:Outbound:BotTokens:0")]
     [InlineData("FastIngest:Tenants:0:Outbound:PhoneNumberRate", "0", "FastIngest:Tenants:0:Outbound:PhoneNumberRate")]
+    [InlineData("FastIngest:Tenants:0:Outbound:AccessTokens:0", "EAAG-token", "FastIngest:Tenants:0:Outbound:BotToken")]
+    [InlineData("FastIngest:Tenants:0:Forward:Secrets:0", "", "FastIngest:Tenants:0:Forward:Secrets:0")]
+    [InlineData("FastIngest:Tenants:0:Forward:SecretKeyId", "key id with spaces", "FastIngest:Tenants:0:Forward:SecretKeyId")]
     [InlineData("FastIngest:Tenants:0:Outbound:PairBurst", "0", "FastIngest:Tenants:0:Outbound:PairBurst")]
     [InlineData("FastIngest:Tenants:0:Outbound:HoldingMessage", "Back soon", "FastIngest:Tenants:0:Outbound:HoldingMessage")]
     [InlineData("FastIngest:Storage:WindowIndexBytes", "5000", "FastIngest:Storage:WindowIndexBytes")]
@@ -111,6 +114,18 @@ public sealed class OptionsLoaderTests
         var ex = Assert.Throws<ConfigurationException>(() => Load(values));
         Assert.True(ex.Message.StartsWith(named, StringComparison.Ordinal), ex.Message + " | " + ex.InnerException?.Message);
         Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void More_than_eight_values_of_one_secret_fail_naming_the_first_too_many()
+    {
+        var values = Good();
+        for (var i = 0; i < 8; i++)
+            values[$"FastIngest:Tenants:0:AppSecrets:{i}"] = $"secret-{i}";
+        var ex = Assert.Throws<ConfigurationException>(() => Load(values));
+        Assert.StartsWith("FastIngest:Tenants:0:AppSecrets:7", ex.Message, StringComparison.Ordinal); // AppSecret is the first of 8
+        values.Remove("FastIngest:Tenants:0:AppSecrets:7");
+        Assert.Equal(7, Load(values).Tenants[0].AppSecrets.Count);
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public sealed class OutboundTests : IAsyncLifetime
 
     private IngestServer Server => _server!;
 
-    private async Task StartAsync(Dictionary<string, string?>? more = null, TimeProvider? time = null)
+    private async Task StartAsync(Dictionary<string, string?>? more = null, TimeProvider? time = null, string? settingsFile = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -64,7 +64,7 @@ public sealed class OutboundTests : IAsyncLifetime
         foreach (var kv in more ?? [])
             settings[kv.Key] = kv.Value;
         _server = await IngestServer.StartAsync(_dir.Path,
-            [new TestTenant("t1", Secret, ForwardUrl: _bot.Url), new TestTenant("t2", "secret-two")], settings, time: time);
+            [new TestTenant("t1", Secret, ForwardUrl: _bot.Url), new TestTenant("t2", "secret-two")], settings, time: time, settingsFile: settingsFile);
     }
 
     private async Task RestartAsync(Dictionary<string, string?>? more = null)
@@ -668,6 +668,42 @@ public sealed class OutboundTests : IAsyncLifetime
         _graph.Token = MetaToken;
         await WaitForStatusAsync(id, "accepted");
         Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", await Server.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task With_a_list_of_access_tokens_the_next_takes_over_when_Meta_refuses_the_first_and_nothing_pauses()
+    {
+        // The first token was revoked at Meta; the second is the one that works (a rotation half done).
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:AccessToken"] = "revoked-token", ["FastIngest:Tenants:0:Outbound:AccessTokens:0"] = MetaToken });
+        var (_, queued, _) = await SendAsync(Template("16505552101"));
+        var id = IdOf(queued);
+        await WaitForStatusAsync(id, "accepted");
+        Assert.Equal(["Bearer revoked-token", "Bearer " + MetaToken], _graph.Sends.Where(s => s.To == "16505552101").Select(s => s.Authorization));
+        var metrics = await Server.Client.GetStringAsync("/metrics");
+        Assert.Contains("fastingest_outbound_paused{tenant=\"t1\"} 0", metrics, StringComparison.Ordinal);
+
+        // From now on sends go with the second token at once.
+        var (_, next, _) = await SendAsync(Template("16505552102"));
+        await WaitForStatusAsync(IdOf(next), "accepted");
+        Assert.Equal(["Bearer " + MetaToken], _graph.Sends.Where(s => s.To == "16505552102").Select(s => s.Authorization));
+    }
+
+    [Fact]
+    public async Task A_tenant_paused_by_a_refused_token_resumes_at_once_when_a_reload_renews_it()
+    {
+        var file = _dir.Sub("appsettings.json");
+        File.WriteAllText(file, """{"FastIngest":{"Tenants":[{"Outbound":{"AccessToken":"expired-token"}}]}}""");
+        await StartAsync(new() { ["FastIngest:Tenants:0:Outbound:AccessToken"] = null, ["FastIngest:Outbound:PausedRetryInterval"] = "01:00:00" }, settingsFile: file);
+        var (_, queued, _) = await SendAsync(Template("16505552103"));
+        var id = IdOf(queued);
+        await WaitUntilAsync(() => Server.Client.GetStringAsync("/metrics").Result.Contains("fastingest_outbound_paused{tenant=\"t1\"} 1", StringComparison.Ordinal));
+
+        // Paused for an hour (PausedRetryInterval); the renewed token, reloaded, sends the waiting message now.
+        File.WriteAllText(file, $$$"""{"FastIngest":{"Tenants":[{"Outbound":{"AccessToken":"{{{MetaToken}}}"}}]}}""");
+        var (status, body) = await Server.AdminAsync(HttpMethod.Post, "/admin/reload", AdminToken);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(["t1"], body.GetProperty("rotated").EnumerateArray().Select(e => e.GetString()));
+        await WaitForStatusAsync(id, "accepted");
     }
 
     [Fact]
