@@ -241,6 +241,31 @@ public sealed class ConfigReloadTests
     }
 
     [Fact]
+    public async Task Events_waiting_for_a_retry_when_the_forward_key_rotates_go_out_signed_under_the_new_key()
+    {
+        using var dir = new TempDir();
+        await using var bot = await BotServer.StartAsync();
+        bot.RespondByKey = (_, key) => key == "k2" ? 200 : 503; // takes only the new key: down until the rotation
+        var file = dir.Sub("appsettings.json");
+        Write(file, Tenant("t1", bot.Url, keyId: "k1"));
+        await using var server = await IngestServer.StartAsync(dir.Sub("data"), [], settingsFile: file);
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await server.PostAsync("t1", Payloads.Text($"wamid.RETRY{i}", from: $"1650555100{i}"), OldApp);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        await Eventually.TrueAsync(() => Task.FromResult(bot.Requests.Select(r => r.EventId).Distinct().Count() == 3));
+        Assert.All(bot.Requests, r => Assert.Equal("k1", r.SignatureKey));
+
+        // The bot now knows only the new key: the events prepared under the old one are signed again before they go.
+        Write(file, Tenant("t1", bot.Url, forwardSecret: NewForward, keyId: "k2"));
+        var (status, _) = await ReloadAsync(server);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var delivered = await bot.WaitForDistinctAsync(3);
+        Assert.All(delivered, r => Assert.True(r.SignatureKey == "k2" && SignedBy(r, NewForward), $"{r.EventId} under key {r.SignatureKey}"));
+    }
+
+    [Fact]
     public async Task An_edited_settings_file_is_applied_by_itself()
     {
         using var dir = new TempDir();

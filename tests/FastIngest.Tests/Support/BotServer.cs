@@ -23,6 +23,9 @@ internal sealed class BotServer : IAsyncDisposable
     /// <summary>Decides the status for each request (called with the request's event id); default 200.</summary>
     public Func<string?, int> Respond { get; set; } = _ => 200;
 
+    /// <summary>When set, decides the status instead of <see cref="Respond"/>, from the event id and the <c>X-FastIngest-Signature-Key</c>.</summary>
+    public Func<string?, string?, int>? RespondByKey { get; set; }
+
     /// <summary>How long to hold each request before answering (called with the request's event id); default none.</summary>
     public Func<string?, TimeSpan> Delay { get; set; } = _ => TimeSpan.Zero;
 
@@ -88,7 +91,7 @@ internal sealed class BotServer : IAsyncDisposable
                 return;
             }
         }
-        var status = Respond(eventId);
+        var status = RespondByKey is { } byKey ? byKey(eventId, context.Request.Headers["X-FastIngest-Signature-Key"].ToString()) : Respond(eventId);
         _requests.Enqueue(new BotRequest(ms.ToArray(), context.Request.Headers["X-Hub-Signature-256"].ToString(), eventId, context.Request.ContentType, status, DateTime.UtcNow,
             context.Request.Headers["X-FastIngest-Stale"] == "true", context.Request.Path.ToString(),
             context.Request.Headers.TryGetValue("X-FastIngest-Signature-Key", out var key) ? key.ToString() : null));
