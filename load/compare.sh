@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# Side by side, one machine, one run, the same wrk flags:
+# Server work per request, bare Kestrel against FastIngest, in one run on one machine. The server under test is
+# pinned to CPU $SERVER_CPU (default 0) and the load generator (wrk, the simulator, and the bot when there is one) to
+# CPU $LOAD_CPU (default 1), so the ratio compares what each server does per request, not how the two share the cores:
 #   (a) bare Kestrel that reads the body and answers 200 (the simulator's "bare" mode),
-#   (b) FastIngest with durable commit, forwarding every event to (a) as its bot (both share the 2 cores),
-#   (c) FastIngest with durable commit and its bot unreachable: the ingest tier alone (events wait on disk);
-# then (c) again with wrk paced to half of (c)'s rate, for FastIngest's p99 ack latency at that load.
-# Each server first gets WARMUP seconds of the same load (JIT tiering and PGO settle), then the measured run.
-# Prints both requests/s, their ratio and the p99s; writes load/out/compare.json.
-#   DURATION=10 WARMUP=8 CONNECTIONS=256 THREADS=2 BODIES=1000000 load/compare.sh
+#   (b) FastIngest, durable commit, bot unreachable: the ingest tier alone (events wait on disk),
+#   (c) FastIngest, durable commit, forwarding every event to a bare bot (the bot on $LOAD_CPU with wrk);
+# each gets WARMUP seconds of the same load first (JIT tiering and PGO settle). For each: requests/s, the ratio to (a),
+# server CPU µs per request (utime + stime of /proc/<pid>/stat) and context switches per request (voluntary +
+# nonvoluntary of /proc/<pid>/task/*/status). Then the ack latency of (b) in the open model (the simulator, requests on
+# schedule, latency from the scheduled time) at 25 % and 50 % of (b)'s pinned saturation rate, LATENCY_DURATION s
+# after a warm-up: p50, p99, p99.9, max. Writes load/out/compare.json.
+#   DURATION=10 WARMUP=8 CONNECTIONS=256 LATENCY_DURATION=60 RUNS=1 load/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-256}
-THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-8}
-BODIES=${BODIES:-1000000}
+BODIES=${BODIES:-600000}
+LATENCY_DURATION=${LATENCY_DURATION:-60}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+RUNS=${RUNS:-1}
 BARE_PORT=${BARE_PORT:-18081}
+BOT_PORT=${BOT_PORT:-18082}
 FI_PORT=${FI_PORT:-18080}
 out=load/out
 mkdir -p "$out"
@@ -24,29 +32,46 @@ cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wai
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "taskset is needed (util-linux)" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "two CPUs are needed: the server on one, the load on the other" >&2; exit 1; }
+echo "server pinned to CPU $SERVER_CPU; wrk, the simulator and the bot pinned to CPU $LOAD_CPU"
 dotnet build -c Release src/FastIngest.Server -v q -nologo >/dev/null
 dotnet build -c Release load/FastIngest.Load -v q -nologo >/dev/null
 load="dotnet load/FastIngest.Load/bin/Release/net10.0/FastIngest.Load.dll"
 server_dll=src/FastIngest.Server/bin/Release/net10.0/FastIngest.Server.dll
+hz=$(getconf CLK_TCK)
 
 wait_port() { for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+requests() { awk '/requests in/ {print $1}' "$1"; }
 p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(voluntary|nonvoluntary)_ctxt_switches/ {s += $2} END {print s + 0}'; }
 
-$load gen-wrk --out "$work/bodies" --count "$BODIES" --shards "$THREADS" --secret load-secret-0 >/dev/null
-$load gen-wrk --out "$work/warmup" --count $((BODIES / 2)) --shards "$THREADS" --secret load-secret-0 --seed 11 >/dev/null
-warm() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s load/wrk/rotate.lua "$1" -- "$work/warmup" >/dev/null; }
+$load gen-wrk --out "$work/bodies" --count "$BODIES" --shards 1 --secret load-secret-0 >/dev/null
+$load gen-wrk --out "$work/warmup" --count $((BODIES / 2)) --shards 1 --secret load-secret-0 --seed 11 >/dev/null
+wrk_on() { taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" "$@"; }
+warm() { wrk_on -d"${WARMUP}s" -s load/wrk/rotate.lua "$1" -- "$work/warmup" >/dev/null; }
 
-$load bare --urls "http://127.0.0.1:$BARE_PORT" >/dev/null & pids+=($!)
-wait_port "$BARE_PORT"
-warm "http://127.0.0.1:$BARE_PORT/webhooks/t0"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
-  "http://127.0.0.1:$BARE_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-bare.txt"
+# measure NAME PID URL: the measured wrk run against PID, with its CPU and context switches.
+measure() {
+  local name=$1 pid=$2 url=$3
+  warm "$url"
+  local t0 s0 t1 s1
+  t0=$(cpu_ticks "$pid"); s0=$(switches "$pid")
+  wrk_on -d"${DURATION}s" --latency -s load/wrk/rotate.lua "$url" -- "$work/bodies" > "$out/wrk-$name.txt"
+  t1=$(cpu_ticks "$pid"); s1=$(switches "$pid")
+  local n; n=$(requests "$out/wrk-$name.txt")
+  awk -v t=$((t1 - t0)) -v s=$((s1 - s0)) -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f %.2f\n", t * 1e6 / hz / n, s / n}' > "$out/cost-$name.txt"
+}
 
 start_fastingest() { # NAME BOT_URL
-  dotnet "$server_dll" --urls "http://127.0.0.1:$FI_PORT" --FastIngest:DataDir="$work/data-$1" \
+  taskset -c "$SERVER_CPU" dotnet "$server_dll" --urls "http://127.0.0.1:$FI_PORT" --FastIngest:DataDir="$work/data-$1" \
     --Logging:LogLevel:Default=Warning \
     --FastIngest:Tenants:0:Id=t0 --FastIngest:Tenants:0:AppSecret=load-secret-0 --FastIngest:Tenants:0:VerifyToken=v \
+    --FastIngest:Tenants:1:Id=t1 --FastIngest:Tenants:1:AppSecret=load-secret-1 --FastIngest:Tenants:1:VerifyToken=v \
+    --FastIngest:Tenants:2:Id=t2 --FastIngest:Tenants:2:AppSecret=load-secret-2 --FastIngest:Tenants:2:VerifyToken=v \
+    --FastIngest:Tenants:3:Id=t3 --FastIngest:Tenants:3:AppSecret=load-secret-3 --FastIngest:Tenants:3:VerifyToken=v \
     --FastIngest:Tenants:0:Forward:Url="$2" --FastIngest:Tenants:0:Forward:Secret=bot-secret \
     --FastIngest:Tenants:0:Forward:Concurrency=16 >/dev/null &
   fi_pid=$!; pids+=($fi_pid)
@@ -54,48 +79,71 @@ start_fastingest() { # NAME BOT_URL
 }
 stop_fastingest() { kill -TERM "$fi_pid"; wait "$fi_pid" 2>/dev/null || true; }
 
-start_fastingest forwarding "http://127.0.0.1:$BARE_PORT/bot"
-warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
-  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-fastingest-forwarding.txt"
-stop_fastingest
+for run in $(seq 1 "$RUNS"); do
+  suffix=$([ "$RUNS" -gt 1 ] && echo "-$run" || echo "")
+  taskset -c "$SERVER_CPU" $load bare --urls "http://127.0.0.1:$BARE_PORT" >/dev/null & bare_pid=$!; pids+=($bare_pid)
+  wait_port "$BARE_PORT"
+  measure "bare$suffix" "$bare_pid" "http://127.0.0.1:$BARE_PORT/webhooks/t0"
+  kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
 
-start_fastingest ingest "http://127.0.0.1:9/unreachable"
-warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
-wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
-  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-fastingest-ingest.txt"
-stop_fastingest
+  start_fastingest "ingest$suffix" "http://127.0.0.1:9/unreachable"
+  measure "ingest$suffix" "$fi_pid" "http://127.0.0.1:$FI_PORT/webhooks/t0"
+  stop_fastingest
 
-bare_rps=$(rps "$out/wrk-bare.txt"); fwd_rps=$(rps "$out/wrk-fastingest-forwarding.txt"); fi_rps=$(rps "$out/wrk-fastingest-ingest.txt")
-bare_p99=$(p99 "$out/wrk-bare.txt"); fwd_p99=$(p99 "$out/wrk-fastingest-forwarding.txt"); fi_p99=$(p99 "$out/wrk-fastingest-ingest.txt")
-half=$(awk -v r="$fi_rps" 'BEGIN {printf "%d", r/2}')
+  # The bot shares the load generator's CPU: the server's CPU still does only the server's work.
+  taskset -c "$LOAD_CPU" $load bare --urls "http://127.0.0.1:$BOT_PORT" >/dev/null & bot_pid=$!; pids+=($bot_pid)
+  wait_port "$BOT_PORT"
+  start_fastingest "forwarding$suffix" "http://127.0.0.1:$BOT_PORT/bot"
+  measure "forwarding$suffix" "$fi_pid" "http://127.0.0.1:$FI_PORT/webhooks/t0"
+  stop_fastingest
+  kill "$bot_pid"; wait "$bot_pid" 2>/dev/null || true
+done
 
-# FastIngest's ack latency at half its own rate: wrk paced by rotate.lua (WRK_PERIOD_MS between a response and the
-# connection's next request). A 3 s calibration run measures the mean latency at that load, so the period can leave
-# room for it: period = connections * 1000 / rate - latency. The achieved rate is reported next to the p99.
-start_fastingest half "http://127.0.0.1:9/unreachable"
-warm "http://127.0.0.1:$FI_PORT/webhooks/t0"
-period=$(awk -v c="$CONNECTIONS" -v r="$half" 'BEGIN {printf "%.2f", c * 1000 / r}')
-WRK_PERIOD_MS=$period wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s load/wrk/rotate.lua \
-  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/warmup" > "$out/wrk-half-calibration.txt"
-mean=$(awk '$1=="Latency" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$out/wrk-half-calibration.txt")
-period=$(awk -v p="$period" -v m="$mean" 'BEGIN {q = p - m; if (q < 0) q = 0; printf "%.2f", q}')
-WRK_PERIOD_MS=$period wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s load/wrk/rotate.lua \
-  "http://127.0.0.1:$FI_PORT/webhooks/t0" -- "$work/bodies" > "$out/wrk-fastingest-half.txt"
-stop_fastingest
-half_rps=$(rps "$out/wrk-fastingest-half.txt"); half_p99=$(p99 "$out/wrk-fastingest-half.txt")
+row() { # NAME LABEL
+  local f="$out/wrk-$1.txt"; local r; r=$(rps "$f"); local c; read -r cpu sw < "$out/cost-$1.txt"
+  local ratio; ratio=$(awk -v a="$r" -v b="$bare_rps" 'BEGIN {printf "%.2f", a/b}')
+  printf '%-46s %11s %7s %9s %8s %9s\n' "$2" "$r" "$ratio" "$cpu" "$sw" "$(p99 "$f")"
+  json_rows+="\"$1\":{\"requests_per_s\":$r,\"ratio\":$ratio,\"cpu_us_per_request\":$cpu,\"switches_per_request\":$sw,\"p99_ms\":$(p99 "$f")},"
+}
+json_rows=""
+printf '%-46s %11s %7s %9s %8s %9s\n' "" "requests/s" "ratio" "CPU µs/r" "csw/r" "p99 (ms)"
+for run in $(seq 1 "$RUNS"); do
+  suffix=$([ "$RUNS" -gt 1 ] && echo "-$run" || echo "")
+  bare_rps=$(rps "$out/wrk-bare$suffix.txt")
+  row "bare$suffix" "(a) bare Kestrel (read body, 200)$suffix"
+  row "ingest$suffix" "(b) FastIngest, durable, ingest only$suffix"
+  row "forwarding$suffix" "(c) FastIngest, durable, forwarding$suffix"
+done
 
-ratio=$(awk -v a="$fi_rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a/b}')
-fwd_ratio=$(awk -v a="$fwd_rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a/b}')
+# Open-model ack latency of the ingest tier at 25 % and 50 % of its pinned saturation rate (the last run's).
+ingest_rps=$(rps "$out/wrk-ingest$suffix.txt")
+latency_rows=""
+for share in 25 50; do
+  rate=$(awk -v r="$ingest_rps" -v s="$share" 'BEGIN {printf "%d", r * s / 100}')
+  start_fastingest "latency-$share" "http://127.0.0.1:9/unreachable"
+  taskset -c "$LOAD_CPU" $load run --target "http://127.0.0.1:$FI_PORT" --rate "$rate" --duration 15 --text-only --pregenerate --drain 0 >/dev/null 2>&1 || true
+  taskset -c "$LOAD_CPU" $load run --target "http://127.0.0.1:$FI_PORT" --rate "$rate" --duration "$LATENCY_DURATION" --text-only --pregenerate --drain 0 \
+    --json "$out/latency-$share.json" > "$out/latency-$share.txt" 2>&1 || true
+  stop_fastingest
+  line=$(python3 -c "import json,sys; r=json.load(open('$out/latency-$share.json')); a=r['ackLatencyMs']; print(f\"{r['sent'] / $LATENCY_DURATION:.0f} {a['p50']:.2f} {a['p99']:.2f} {a['p99.9']:.2f} {a['max']:.2f}\")" 2>/dev/null || echo "0 0 0 0 0")
+  read -r achieved p50 p99v p999 max <<< "$line"
+  printf 'ack latency at %s %% (%s requests/s asked, %s achieved): p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n' "$share" "$rate" "$achieved" "$p50" "$p99v" "$p999" "$max"
+  latency_rows+="\"at_$share\":{\"rate\":$rate,\"achieved\":$achieved,\"p50_ms\":$p50,\"p99_ms\":$p99v,\"p999_ms\":$p999,\"max_ms\":$max},"
+done
+
+# The same open-model run against bare Kestrel at the higher rate: what the load generator itself adds to latency.
+taskset -c "$SERVER_CPU" $load bare --urls "http://127.0.0.1:$BARE_PORT" >/dev/null & bare_pid=$!; pids+=($bare_pid)
+wait_port "$BARE_PORT"
+taskset -c "$LOAD_CPU" $load run --target "http://127.0.0.1:$BARE_PORT" --rate "$rate" --duration "$LATENCY_DURATION" --text-only --pregenerate --drain 0 \
+  --json "$out/latency-bare.json" > "$out/latency-bare.txt" 2>&1 || true
+kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
+line=$(python3 -c "import json,sys; r=json.load(open('$out/latency-bare.json')); a=r['ackLatencyMs']; print(f\"{a['p50']:.2f} {a['p99']:.2f} {a['p99.9']:.2f} {a['max']:.2f}\")" 2>/dev/null || echo "0 0 0 0")
+read -r p50 p99v p999 max <<< "$line"
+printf 'control, bare Kestrel at %s requests/s (the generator'"'"'s own share): p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n' "$rate" "$p50" "$p99v" "$p999" "$max"
+latency_rows+="\"bare_control\":{\"rate\":$rate,\"p50_ms\":$p50,\"p99_ms\":$p99v,\"p999_ms\":$p999,\"max_ms\":$max},"
+
 cat > "$out/compare.json" <<JSON
-{"date":"$(date -u +%FT%TZ)","commit":"$(git rev-parse --short HEAD)","duration_s":$DURATION,"connections":$CONNECTIONS,"threads":$THREADS,
- "bare":{"requests_per_s":$bare_rps,"p99_ms":$bare_p99},
- "fastingest_ingest":{"requests_per_s":$fi_rps,"p99_ms":$fi_p99,"ratio":$ratio},
- "fastingest_forwarding":{"requests_per_s":$fwd_rps,"p99_ms":$fwd_p99,"ratio":$fwd_ratio},
- "half_rate":{"target_requests_per_s":$half,"requests_per_s":$half_rps,"period_ms":$period,"ack_p99_ms":$half_p99}}
+{"date":"$(date -u +%FT%TZ)","commit":"$(git rev-parse --short HEAD)","server_cpu":$SERVER_CPU,"load_cpu":$LOAD_CPU,"duration_s":$DURATION,"connections":$CONNECTIONS,
+ ${json_rows}
+ ${latency_rows%,}}
 JSON
-printf '%-44s %12s %10s %7s\n' "" "requests/s" "p99 (ms)" "ratio"
-printf '%-44s %12s %10s\n' "bare Kestrel (read body, 200)" "$bare_rps" "$bare_p99"
-printf '%-44s %12s %10s %7s\n' "FastIngest, durable, forwarding to (a)" "$fwd_rps" "$fwd_p99" "$fwd_ratio"
-printf '%-44s %12s %10s %7s\n' "FastIngest, durable, ingest only" "$fi_rps" "$fi_p99" "$ratio"
-printf '%-44s %12s %10s\n' "FastIngest ingest only, paced to half rate" "$half_rps" "$half_p99"

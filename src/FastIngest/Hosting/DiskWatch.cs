@@ -51,9 +51,8 @@ internal sealed class DiskWatch
     {
         get
         {
-            var io = DeviceIo.Shared;
-            if (io.StalledSince is var since and not 0)
-                return $"storage: writes failing for {System.Diagnostics.Stopwatch.GetElapsedTime(since).TotalSeconds:0} s ({io.StallReason}); retried every second, webhooks get 503 until they go through";
+            if (DeviceIo.StalledSince is var since and not 0)
+                return $"storage: writes failing for {System.Diagnostics.Stopwatch.GetElapsedTime(since).TotalSeconds:0} s ({DeviceIo.StallReason}); retried every second, webhooks get 503 until they go through";
             if (log.CommitPendingFor is var pending && pending > storage.StallThreshold)
                 return $"event log: a commit has waited {pending.TotalSeconds:0.0} s for the disk, over Storage:StallThreshold {storage.StallThreshold.TotalSeconds:0.0} s (frozen or failing disk?); webhooks get 503";
             return null;

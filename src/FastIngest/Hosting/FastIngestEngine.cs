@@ -525,9 +525,9 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// <summary>Writes under <c>DataDir</c> that fail are failed instead of retried (shutdown with a disk that refuses them).</summary>
     private void GiveUpStalledWrites()
     {
-        if (DeviceIo.Shared.IsAbandoned(DataDir))
+        if (DeviceIo.IsAbandoned(DataDir))
             return;
-        DeviceIo.Shared.Abandon(DataDir);
+        DeviceIo.Abandon(DataDir);
         EngineLog.WritesAbandoned(_logger, StorageStall ?? _log.Failure?.Message ?? "the final commit or checkpoint did not finish in the shutdown's reserve");
     }
 

@@ -149,6 +149,7 @@ public sealed class WebhookMiddleware
             : AcknowledgeLaterAsync(context, tenant, receiving, started);
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AcknowledgeLaterAsync(HttpContext context, Tenant tenant, ValueTask<Received> receiving, long started)
         => await Acknowledge(context, tenant, await receiving.ConfigureAwait(false), started).ConfigureAwait(false);
 
@@ -232,6 +233,11 @@ public sealed class WebhookMiddleware
     /// arrives, reserved against <c>MaxInFlightBodyBytes</c>), the signature and the ingest itself. Rejections are
     /// answered here (<see cref="Received.Answered"/>), their buffers released.
     /// </summary>
+    /// <remarks>
+    /// Its state machine, when it suspends (a body that arrives in more than one read), comes from a pool
+    /// (<see cref="System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder{TResult}"/>), not a new box per request.
+    /// </remarks>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<Received> ReceiveAsync(HttpContext context, Tenant tenant)
     {
         var request = context.Request;

@@ -12,6 +12,7 @@ public sealed class EventLog : IDisposable
 {
     private readonly FasterLog _log = null!;
     private readonly SyncFileDevice _device;
+    private readonly DeviceIo _io;
     private readonly CommitWaiters _waiters;
     private readonly ManualResetEventSlim _deviceProgress = new(false);
     private long _durableUntil;
@@ -40,7 +41,10 @@ public sealed class EventLog : IDisposable
         _segmentBits = Math.Max(pageBits, 28);
         Checksummed = LogFormat.PerEntryChecksums(directory);
         // Write-through: the group commit is one O_DIRECT | O_DSYNC pwrite, no page-cache copy and no fsync.
-        _device = new SyncFileDevice(Path.Combine(directory, "log"), writeThrough: true);
+        // Its own writer: a group commit never queues behind the other stores' page flushes and checkpoints, and
+        // the writes the commit thread issues are done on it, without a hop to another thread and back.
+        _io = new DeviceIo($"fastingest-{name}");
+        _device = new SyncFileDevice(Path.Combine(directory, "log"), writeThrough: true, _io);
         try
         {
             _log = OpenLog(directory, pageBits, memoryBits);
@@ -48,6 +52,7 @@ public sealed class EventLog : IDisposable
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             _device.Dispose();
+            _io.Stop();
             throw new IOException($"{Path.Combine(directory, "log")}: the {name} log cannot be recovered ({ex.Message}); restore the directory from a backup or move it aside to start this log empty", ex);
         }
         MaxRecordBytes = (1 << pageBits) - 64;
@@ -66,6 +71,7 @@ public sealed class EventLog : IDisposable
         _waiters = new CommitWaiters(() => Volatile.Read(ref _durableUntil));
         _device.BatchCompleted = _deviceProgress.Set;
         _commitThread = new Thread(CommitLoop) { IsBackground = true, Name = $"fastingest-commit-{name}" };
+        _io.InlineThread = _commitThread;
         _commitThread.Start();
     }
 
@@ -310,6 +316,9 @@ public sealed class EventLog : IDisposable
     /// <summary>Bytes allocated by commit waiters' continuations on the commit thread (see <see cref="CommitWaiters.ContinuationBytes"/>).</summary>
     internal long ContinuationAllocatedBytes => _waiters.ContinuationBytes;
 
+    /// <summary>Writes of this log done on its commit thread itself (no hop to a writer thread), since open.</summary>
+    internal long InlineWrites => _io.InlineWrites;
+
     /// <summary>The device under the log (tests freeze it to make a frozen disk).</summary>
     internal SyncFileDevice Device => _device;
 
@@ -501,9 +510,14 @@ public sealed class EventLog : IDisposable
         // one: once the device has flushed past this commit's record, everything before it survives a crash. So
         // waiters are released from here, as soon as the flush is durable, without waiting for FASTER's own
         // completion (a thread-pool hop, then the commit metadata file).
-        if (!_log.CommitStrongly(out var commitTail, out _, spinWait: false, cookie: null, proposedCommitNum: -1, callback: null))
-            return NoCommit;
+        // Set before: the flush may be written right here, on this thread (see DeviceIo.InlineThread), and a frozen
+        // disk must show as a commit waiting while it is stuck in that write.
         Interlocked.Exchange(ref _commitIssuedAt, started);
+        if (!_log.CommitStrongly(out var commitTail, out _, spinWait: false, cookie: null, proposedCommitNum: -1, callback: null))
+        {
+            Interlocked.Exchange(ref _commitIssuedAt, 0);
+            return NoCommit;
+        }
         return commitTail;
     }
 
@@ -590,6 +604,7 @@ public sealed class EventLog : IDisposable
             StorageLog.FinalCommitFailed(_logger, ex, _name);
         }
         _device.Dispose();
+        _io.Stop();
         _commitRequested.Dispose();
         _deviceProgress.Dispose();
     }

@@ -34,11 +34,23 @@ public sealed class SyncFileDevice : StorageDeviceBase
     /// <paramref name="writeThrough"/> asks for <c>O_DIRECT | O_DSYNC</c> writes where the platform has them.
     /// </summary>
     public SyncFileDevice(string fileName, bool writeThrough = false)
+        : this(fileName, writeThrough, null)
+    {
+    }
+
+    /// <summary>
+    /// As the public constructor, with the device's own writer (<paramref name="io"/>; null: the shared one): the
+    /// event log's group commits then never queue behind the other stores' page flushes and checkpoints.
+    /// </summary>
+    internal SyncFileDevice(string fileName, bool writeThrough, DeviceIo? io)
         : base(fileName, SectorBytes, Devices.CAPACITY_UNSPECIFIED)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(fileName))!);
         _directFlags = writeThrough ? DirectIo.WriteThroughFlags : 0;
+        _io = io ?? DeviceIo.Shared;
     }
+
+    private readonly DeviceIo _io;
 
     /// <summary>The sector size FASTER aligns this device's I/O to, in bytes; also the alignment O_DIRECT needs.</summary>
     public const int SectorBytes = 512;
@@ -61,7 +73,7 @@ public sealed class SyncFileDevice : StorageDeviceBase
     public override void WriteAsync(IntPtr sourceAddress, int segmentId, ulong destinationAddress, uint numBytesToWrite, DeviceIOCompletionCallback callback, object context)
     {
         Begin();
-        DeviceIo.Shared.Write(new DeviceIo.Request(this, sourceAddress, segmentId, destinationAddress, numBytesToWrite, callback, context));
+        _io.Write(new DeviceIo.Request(this, sourceAddress, segmentId, destinationAddress, numBytesToWrite, callback, context));
     }
 
     /// <inheritdoc/>
@@ -213,68 +225,155 @@ public sealed class SyncFileDevice : StorageDeviceBase
 }
 
 /// <summary>
-/// The two I/O threads shared by every <see cref="SyncFileDevice"/> in the process: one writer (batched writes,
-/// one fsync per file touched per batch) and one reader. Background threads, started on first use.
+/// The I/O threads of <see cref="SyncFileDevice"/>s: <see cref="Shared"/> serves every device that has no writer of
+/// its own with one writer (batched writes, one fsync per file touched per batch) and one reader; a device given its
+/// own instance (the event log) has its own writer, and a write issued on that instance's <see cref="InlineThread"/>
+/// (the log's commit thread) is done right there, with no hop to another thread. Background threads, started on
+/// first use. Stalls and abandoned directories are seen across all instances.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "Process-wide, lives as long as the process.")]
 internal sealed class DeviceIo
 {
-    public static DeviceIo Shared { get; } = new();
+    private static readonly List<DeviceIo> s_all = [];
+    private static volatile string[] s_abandoned = [];
+
+    /// <summary>The writer and reader of every device without one of its own (after <see cref="s_all"/>: it registers there).</summary>
+    public static DeviceIo Shared { get; } = new("fastingest-io", reader: true);
 
     private readonly BlockingCollection<Request> _writes = new(new ConcurrentQueue<Request>());
-    private readonly BlockingCollection<Request> _reads = new(new ConcurrentQueue<Request>());
-    private readonly List<Request> _batch = new(64);
-    private readonly HashSet<(SyncFileDevice, int)> _touched = [];
-    private readonly HashSet<SyncFileDevice> _devices = [];
-    private readonly Dictionary<SyncFileDevice, uint> _failed = [];
+    private readonly BlockingCollection<Request>? _reads;
+    private readonly Batch _queued = new();
+    private readonly Batch _inline = new();
+    private bool _inlineBusy; // InlineThread only
 
     public readonly record struct Request(SyncFileDevice Device, IntPtr Memory, int Segment, ulong Offset, uint Length, DeviceIOCompletionCallback Callback, object Context);
 
-    private DeviceIo()
+    /// <summary>One batch's working sets (the writer thread has one, inline writes another).</summary>
+    private sealed class Batch
     {
-        new Thread(WriteLoop) { IsBackground = true, Name = "fastingest-io-write" }.Start();
-        new Thread(ReadLoop) { IsBackground = true, Name = "fastingest-io-read" }.Start();
+        public readonly List<Request> Requests = new(64);
+        public readonly HashSet<(SyncFileDevice, int)> Touched = [];
+        public readonly HashSet<SyncFileDevice> Devices = [];
+        public readonly Dictionary<SyncFileDevice, uint> Failed = [];
     }
 
-    public void Write(in Request r) => _writes.Add(r);
+    /// <summary>Starts a writer named <c>{name}-write</c> (and, with <paramref name="reader"/>, a reader <c>{name}-read</c>).</summary>
+    public DeviceIo(string name, bool reader = false)
+    {
+        lock (s_all)
+            s_all.Add(this);
+        new Thread(WriteLoop) { IsBackground = true, Name = name + "-write" }.Start();
+        if (reader)
+        {
+            _reads = new BlockingCollection<Request>(new ConcurrentQueue<Request>());
+            new Thread(ReadLoop) { IsBackground = true, Name = name + "-read" }.Start();
+        }
+    }
 
-    public void Read(in Request r) => _reads.Add(r);
+    /// <summary>
+    /// Stops this writer once the writes queued are done (its devices are disposed first); never for <see cref="Shared"/>.
+    /// </summary>
+    public void Stop()
+    {
+        if (this == Shared)
+            return;
+        _writes.CompleteAdding();
+        lock (s_all)
+            s_all.Remove(this);
+    }
+
+    /// <summary>
+    /// The thread whose writes are done where they are issued (the owner's commit thread, which waits for them
+    /// anyway); null: every write goes to the writer thread.
+    /// </summary>
+    public Thread? InlineThread { get; set; }
+
+    private long _inlineWrites;
+
+    /// <summary>Writes done on <see cref="InlineThread"/> so far.</summary>
+    public long InlineWrites => Interlocked.Read(ref _inlineWrites);
+
+    public void Write(in Request r)
+    {
+        // A write issued from a completion callback of an inline batch (the same thread, the batch still running)
+        // goes to the writer thread instead.
+        if (InlineThread == Thread.CurrentThread && !_inlineBusy)
+        {
+            _inlineBusy = true;
+            try
+            {
+                _inline.Requests.Add(r);
+                Interlocked.Increment(ref _inlineWrites);
+                Run(_inline);
+            }
+            finally
+            {
+                _inlineBusy = false;
+            }
+            return;
+        }
+        _writes.Add(r);
+    }
+
+    public void Read(in Request r) => (_reads ?? Shared._reads!).Add(r);
 
     private long _stalledSince;
     private volatile string? _stallReason;
-    private long _stalls;
-    private volatile string[] _abandoned = [];
+    private static long s_stalls;
 
     /// <summary>
     /// <see cref="System.Diagnostics.Stopwatch"/> timestamp of the first failed attempt of the writes being retried
-    /// now, or 0 while writes go through.
+    /// now by any writer, or 0 while writes go through.
     /// </summary>
-    public long StalledSince => Interlocked.Read(ref _stalledSince);
+    public static long StalledSince
+    {
+        get
+        {
+            long since = 0;
+            lock (s_all)
+            {
+                foreach (var io in s_all)
+                {
+                    var at = Interlocked.Read(ref io._stalledSince);
+                    if (at != 0 && (since == 0 || at < since))
+                        since = at;
+                }
+            }
+            return since;
+        }
+    }
 
-    /// <summary>While <see cref="StalledSince"/> is set: the file and the error of the last failed attempt.</summary>
-    public string? StallReason => _stallReason;
+    /// <summary>While <see cref="StalledSince"/> is set: the file and the error of a failed attempt.</summary>
+    public static string? StallReason
+    {
+        get
+        {
+            lock (s_all)
+                return s_all.Select(io => io._stallReason).FirstOrDefault(r => r is not null);
+        }
+    }
 
-    /// <summary>Stalls since start (write failures that were then retried).</summary>
-    public long Stalls => Interlocked.Read(ref _stalls);
+    /// <summary>Stalls since start (write failures that were then retried), all writers.</summary>
+    public static long Stalls => Interlocked.Read(ref s_stalls);
 
     /// <summary>
     /// From now on a write under <paramref name="directory"/> that fails is completed with its error instead of being
     /// retried (the shutdown of the server that owns it: what cannot be written now is not waited for). Writes
     /// already being retried fail at the next attempt; writes elsewhere keep being retried.
     /// </summary>
-    public void Abandon(string directory)
+    public static void Abandon(string directory)
     {
         var prefix = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)) + Path.DirectorySeparatorChar;
-        lock (_batch)
-            _abandoned = [.. _abandoned, prefix];
+        lock (s_all)
+            s_abandoned = [.. s_abandoned, prefix];
     }
 
     /// <summary>Whether the writes under <paramref name="directory"/> are <see cref="Abandon"/>ed.</summary>
-    public bool IsAbandoned(string directory) => Abandoned(Path.GetFullPath(directory) + Path.DirectorySeparatorChar);
+    public static bool IsAbandoned(string directory) => Abandoned(Path.GetFullPath(directory) + Path.DirectorySeparatorChar);
 
-    private bool Abandoned(string fileName)
+    private static bool Abandoned(string fileName)
     {
-        foreach (var prefix in _abandoned)
+        foreach (var prefix in s_abandoned)
         {
             if (fileName.StartsWith(prefix, StringComparison.Ordinal))
                 return true;
@@ -286,93 +385,98 @@ internal sealed class DeviceIo
     {
         foreach (var first in _writes.GetConsumingEnumerable())
         {
-            _batch.Add(first);
-            while (_batch.Count < 256 && _writes.TryTake(out var more))
-                _batch.Add(more);
-
-            // Write everything, then make each touched file durable once. A write or flush that fails (disk full,
-            // read-only, an I/O error) is retried, the whole batch with it, until it goes through: FASTER never sees
-            // the error (its logs would refuse every later write), the writes behind wait, and what waits for them
-            // (commits, so webhooks) sees a stall that ends by itself once the disk takes writes again.
-            var failed = _failed;
-            var backoff = 50;
-            while (true)
-            {
-                Exception? error = null;
-                string? where = null;
-                foreach (var w in _batch)
-                {
-                    try
-                    {
-                        if (!w.Device.WriteFully(w))
-                            _touched.Add((w.Device, w.Segment));
-                    }
-                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
-                    {
-                        if (ex is ObjectDisposedException || w.Device.IsDisposed || Abandoned(w.Device.FileName))
-                        {
-                            w.Device.Fail(ex);
-                            failed[w.Device] = ErrorCode(ex);
-                        }
-                        else
-                        {
-                            error ??= ex;
-                            where ??= w.Device.FileName;
-                        }
-                    }
-                }
-                foreach (var (device, segment) in _touched)
-                {
-                    try
-                    {
-                        device.Flush(segment);
-                    }
-                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
-                    {
-                        if (ex is ObjectDisposedException || device.IsDisposed || Abandoned(device.FileName))
-                        {
-                            device.Fail(ex);
-                            failed[device] = ErrorCode(ex);
-                        }
-                        else
-                        {
-                            error ??= ex;
-                            where ??= device.FileName;
-                        }
-                    }
-                }
-                if (error is null)
-                    break;
-                // Again from the start: after a failed fsync the kernel may have dropped the dirty pages, so every
-                // write of the batch is written again before the next fsync.
-                _touched.Clear();
-                _stallReason = $"{where}: {error.Message}";
-                if (Interlocked.CompareExchange(ref _stalledSince, System.Diagnostics.Stopwatch.GetTimestamp(), 0) == 0)
-                    Interlocked.Increment(ref _stalls);
-                Thread.Sleep(backoff);
-                backoff = Math.Min(backoff * 2, 1000);
-            }
-            if (Interlocked.Exchange(ref _stalledSince, 0) != 0)
-                _stallReason = null;
-            foreach (var w in _batch)
-            {
-                var error = failed.GetValueOrDefault(w.Device);
-                w.Callback(error, error == 0 ? w.Length : 0, w.Context);
-                _devices.Add(w.Device);
-                w.Device.End();
-            }
-            foreach (var d in _devices)
-                d.BatchCompleted?.Invoke();
-            _batch.Clear();
-            _touched.Clear();
-            _devices.Clear();
-            _failed.Clear();
+            _queued.Requests.Add(first);
+            while (_queued.Requests.Count < 256 && _writes.TryTake(out var more))
+                _queued.Requests.Add(more);
+            Run(_queued);
         }
+    }
+
+    /// <summary>Writes <paramref name="batch"/>, makes it durable, completes it, and clears it.</summary>
+    private void Run(Batch batch)
+    {
+        // Write everything, then make each touched file durable once. A write or flush that fails (disk full,
+        // read-only, an I/O error) is retried, the whole batch with it, until it goes through: FASTER never sees
+        // the error (its logs would refuse every later write), the writes behind wait, and what waits for them
+        // (commits, so webhooks) sees a stall that ends by itself once the disk takes writes again.
+        var failed = batch.Failed;
+        var backoff = 50;
+        while (true)
+        {
+            Exception? error = null;
+            string? where = null;
+            foreach (var w in batch.Requests)
+            {
+                try
+                {
+                    if (!w.Device.WriteFully(w))
+                        batch.Touched.Add((w.Device, w.Segment));
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                {
+                    if (ex is ObjectDisposedException || w.Device.IsDisposed || Abandoned(w.Device.FileName))
+                    {
+                        w.Device.Fail(ex);
+                        failed[w.Device] = ErrorCode(ex);
+                    }
+                    else
+                    {
+                        error ??= ex;
+                        where ??= w.Device.FileName;
+                    }
+                }
+            }
+            foreach (var (device, segment) in batch.Touched)
+            {
+                try
+                {
+                    device.Flush(segment);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                {
+                    if (ex is ObjectDisposedException || device.IsDisposed || Abandoned(device.FileName))
+                    {
+                        device.Fail(ex);
+                        failed[device] = ErrorCode(ex);
+                    }
+                    else
+                    {
+                        error ??= ex;
+                        where ??= device.FileName;
+                    }
+                }
+            }
+            if (error is null)
+                break;
+            // Again from the start: after a failed fsync the kernel may have dropped the dirty pages, so every
+            // write of the batch is written again before the next fsync.
+            batch.Touched.Clear();
+            _stallReason = $"{where}: {error.Message}";
+            if (Interlocked.CompareExchange(ref _stalledSince, System.Diagnostics.Stopwatch.GetTimestamp(), 0) == 0)
+                Interlocked.Increment(ref s_stalls);
+            Thread.Sleep(backoff);
+            backoff = Math.Min(backoff * 2, 1000);
+        }
+        if (Interlocked.Exchange(ref _stalledSince, 0) != 0)
+            _stallReason = null;
+        batch.Touched.Clear();
+        foreach (var w in batch.Requests)
+        {
+            var error = failed.GetValueOrDefault(w.Device);
+            w.Callback(error, error == 0 ? w.Length : 0, w.Context);
+            batch.Devices.Add(w.Device);
+            w.Device.End();
+        }
+        batch.Requests.Clear();
+        failed.Clear();
+        foreach (var d in batch.Devices)
+            d.BatchCompleted?.Invoke();
+        batch.Devices.Clear();
     }
 
     private void ReadLoop()
     {
-        foreach (var r in _reads.GetConsumingEnumerable())
+        foreach (var r in _reads!.GetConsumingEnumerable())
         {
             uint error = 0, read = 0;
             try
