@@ -7,10 +7,12 @@
 #   (c) FastIngest, durable commit, forwarding every event to a bare bot (the bot on $LOAD_CPU with wrk);
 # each gets WARMUP seconds of the same load first (JIT tiering and PGO settle). For each: requests/s, the ratio to (a),
 # server CPU µs per request (utime + stime of /proc/<pid>/stat) and context switches per request (voluntary +
-# nonvoluntary of /proc/<pid>/task/*/status). Then the ack latency of (b) in the open model (the simulator, requests on
-# schedule, latency from the scheduled time) at 25 % and 50 % of (b)'s pinned saturation rate, LATENCY_DURATION s
-# after a warm-up: p50, p99, p99.9, max. Writes load/out/compare.json.
+# nonvoluntary of /proc/<pid>/task/*/status). Then the ack latency of (b) in the open model (requests on a fixed
+# schedule, latency from when each was due: `FastIngest.Load open`) at 25 % and 50 % of (b)'s pinned saturation rate,
+# LATENCY_DURATION s after 10 s of warm-up: p50, p99, p99.9, max; and bare Kestrel at the higher rate as the control
+# (what the generator and loopback add). Writes load/out/compare.json.
 #   DURATION=10 WARMUP=8 CONNECTIONS=256 LATENCY_DURATION=60 RUNS=1 load/compare.sh
+#   INGEST_RPS=30000 load/compare.sh      latency only, at 25 % and 50 % of the given rate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -21,6 +23,7 @@ LATENCY_DURATION=${LATENCY_DURATION:-60}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 RUNS=${RUNS:-1}
+OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-64}
 BARE_PORT=${BARE_PORT:-18081}
 BOT_PORT=${BOT_PORT:-18082}
 FI_PORT=${FI_PORT:-18080}
@@ -79,6 +82,9 @@ start_fastingest() { # NAME BOT_URL
 }
 stop_fastingest() { kill -TERM "$fi_pid"; wait "$fi_pid" 2>/dev/null || true; }
 
+# INGEST_RPS=N skips the throughput runs and measures latency at shares of N.
+[ -n "${INGEST_RPS:-}" ] && RUNS=0
+suffix=""
 for run in $(seq 1 "$RUNS"); do
   suffix=$([ "$RUNS" -gt 1 ] && echo "-$run" || echo "")
   taskset -c "$SERVER_CPU" $load bare --urls "http://127.0.0.1:$BARE_PORT" >/dev/null & bare_pid=$!; pids+=($bare_pid)
@@ -115,32 +121,31 @@ for run in $(seq 1 "$RUNS"); do
   row "forwarding$suffix" "(c) FastIngest, durable, forwarding$suffix"
 done
 
-# Open-model ack latency of the ingest tier at 25 % and 50 % of its pinned saturation rate (the last run's).
-ingest_rps=$(rps "$out/wrk-ingest$suffix.txt")
+# Open-model ack latency of the ingest tier at 25 % and 50 % of its pinned saturation rate (the last run's), from
+# `open` (raw keep-alive sockets, a few µs a request, latency from when each request was due), pinned with the load;
+# then the same at the higher rate against bare Kestrel: what the generator and the loopback add by themselves.
+ingest_rps=${INGEST_RPS:-$(rps "$out/wrk-ingest$suffix.txt")}
 latency_rows=""
+latency() { # NAME URL RATE
+  local need; need=$(awk -v r="$3" -v d="$LATENCY_DURATION" 'BEGIN {printf "%d", r * (d + 10) + 1000}')
+  [ -f "$work/open-$need/shard-0.tsv" ] || $load gen-wrk --out "$work/open-$need" --count "$need" --shards 1 --secret load-secret-0 --seed 23 >/dev/null
+  taskset -c "$LOAD_CPU" $load open --target "$2" --bodies "$work/open-$need/shard-0.tsv" --rate "$3" --duration "$LATENCY_DURATION" --warmup 10 \
+    --connections "$OPEN_CONNECTIONS" --json "$out/latency-$1.json" > "$out/latency-$1.txt" 2>&1 || true
+  local line; line=$(python3 -c "import json; r=json.load(open('$out/latency-$1.json')); print(f\"{r['p50_ms']:.2f} {r['p99_ms']:.2f} {r['p999_ms']:.2f} {r['max_ms']:.2f} {r['failures']}\")" 2>/dev/null || echo "0 0 0 0 -1")
+  read -r p50 p99v p999 max failures <<< "$line"
+  printf '%-34s %8s requests/s: p50 %6s ms, p99 %7s ms, p99.9 %7s ms, max %7s ms (%s not 200)\n' "$1" "$3" "$p50" "$p99v" "$p999" "$max" "$failures"
+  latency_rows+="\"$1\":{\"rate\":$3,\"p50_ms\":$p50,\"p99_ms\":$p99v,\"p999_ms\":$p999,\"max_ms\":$max,\"failures\":$failures},"
+}
 for share in 25 50; do
   rate=$(awk -v r="$ingest_rps" -v s="$share" 'BEGIN {printf "%d", r * s / 100}')
   start_fastingest "latency-$share" "http://127.0.0.1:9/unreachable"
-  taskset -c "$LOAD_CPU" $load run --target "http://127.0.0.1:$FI_PORT" --rate "$rate" --duration 15 --text-only --pregenerate --drain 0 >/dev/null 2>&1 || true
-  taskset -c "$LOAD_CPU" $load run --target "http://127.0.0.1:$FI_PORT" --rate "$rate" --duration "$LATENCY_DURATION" --text-only --pregenerate --drain 0 \
-    --json "$out/latency-$share.json" > "$out/latency-$share.txt" 2>&1 || true
+  latency "ingest-at-$share-percent" "http://127.0.0.1:$FI_PORT/webhooks/t0" "$rate"
   stop_fastingest
-  line=$(python3 -c "import json,sys; r=json.load(open('$out/latency-$share.json')); a=r['ackLatencyMs']; print(f\"{r['sent'] / $LATENCY_DURATION:.0f} {a['p50']:.2f} {a['p99']:.2f} {a['p99.9']:.2f} {a['max']:.2f}\")" 2>/dev/null || echo "0 0 0 0 0")
-  read -r achieved p50 p99v p999 max <<< "$line"
-  printf 'ack latency at %s %% (%s requests/s asked, %s achieved): p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n' "$share" "$rate" "$achieved" "$p50" "$p99v" "$p999" "$max"
-  latency_rows+="\"at_$share\":{\"rate\":$rate,\"achieved\":$achieved,\"p50_ms\":$p50,\"p99_ms\":$p99v,\"p999_ms\":$p999,\"max_ms\":$max},"
 done
-
-# The same open-model run against bare Kestrel at the higher rate: what the load generator itself adds to latency.
 taskset -c "$SERVER_CPU" $load bare --urls "http://127.0.0.1:$BARE_PORT" >/dev/null & bare_pid=$!; pids+=($bare_pid)
 wait_port "$BARE_PORT"
-taskset -c "$LOAD_CPU" $load run --target "http://127.0.0.1:$BARE_PORT" --rate "$rate" --duration "$LATENCY_DURATION" --text-only --pregenerate --drain 0 \
-  --json "$out/latency-bare.json" > "$out/latency-bare.txt" 2>&1 || true
+latency "bare-control" "http://127.0.0.1:$BARE_PORT/webhooks/t0" "$rate"
 kill "$bare_pid"; wait "$bare_pid" 2>/dev/null || true
-line=$(python3 -c "import json,sys; r=json.load(open('$out/latency-bare.json')); a=r['ackLatencyMs']; print(f\"{a['p50']:.2f} {a['p99']:.2f} {a['p99.9']:.2f} {a['max']:.2f}\")" 2>/dev/null || echo "0 0 0 0")
-read -r p50 p99v p999 max <<< "$line"
-printf 'control, bare Kestrel at %s requests/s (the generator'"'"'s own share): p50 %s ms, p99 %s ms, p99.9 %s ms, max %s ms\n' "$rate" "$p50" "$p99v" "$p999" "$max"
-latency_rows+="\"bare_control\":{\"rate\":$rate,\"p50_ms\":$p50,\"p99_ms\":$p99v,\"p999_ms\":$p999,\"max_ms\":$max},"
 
 cat > "$out/compare.json" <<JSON
 {"date":"$(date -u +%FT%TZ)","commit":"$(git rev-parse --short HEAD)","server_cpu":$SERVER_CPU,"load_cpu":$LOAD_CPU,"duration_s":$DURATION,"connections":$CONNECTIONS,

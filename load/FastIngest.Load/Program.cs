@@ -31,6 +31,9 @@ public static class Program
           gen-wrk --out DIR [--count N] [--shards S] [--secret S] [--min B] [--max B]
                              pre-signed distinct bodies for load/wrk/rotate.lua (default 300000, 2 shards, 1024-2048 bytes)
           bare [--urls URL]  Kestrel that reads the body and answers 200 (default http://127.0.0.1:18081)
+          open --target URL --bodies SHARD --rate R [--duration S] [--warmup S] [--connections C] [--json PATH]
+                             open-model latency over raw keep-alive sockets (a few µs a request): requests due on a
+                             fixed schedule, latency from when each was due; bodies from a gen-wrk shard file
           sends [--drain N] [--campaign N] [--duration S] [--phone-rate R] [--server-cpus C] [--server-dll PATH]
                              the send tier against a fake Graph API: scheduler sends/s draining N queued at start
                              (default 20000); one tenant's reply latency while another has N campaign sends queued
@@ -63,6 +66,8 @@ public static class Program
                     return 0;
                 case "sends":
                     return await SendTierBench.RunAsync(Named(args[1..])).ConfigureAwait(false);
+                case "open":
+                    return await OpenLoop.RunAsync(Named(args[1..])).ConfigureAwait(false);
                 case "bare":
                     await BareServer.RunAsync(Named(args[1..]).GetValueOrDefault("--urls") ?? "http://127.0.0.1:18081").ConfigureAwait(false);
                     return 0;

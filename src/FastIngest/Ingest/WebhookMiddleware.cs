@@ -135,25 +135,106 @@ public sealed class WebhookMiddleware
     }
 
     /// <summary>
-    /// One webhook POST: receive, verify and accept (<see cref="ReceiveAsync"/>, which does not suspend for a body
-    /// that has arrived whole, as small webhooks do), then wait for the group commit and answer 200. The wait is a
-    /// pooled <see cref="AckOperation"/>, not a suspended async method, so a request that waits for its commit
-    /// allocates no state machine; only the <see cref="Task"/> that Kestrel's middleware contract asks for remains.
+    /// One webhook POST: the checks on the headers, then the body (<see cref="BodyOperation"/>: read into a buffer
+    /// that grows with what arrives, reserved against <c>MaxInFlightBodyBytes</c>), the signature, the ingest, the wait
+    /// for the group commit and the 200. Nothing here is a suspended async method: the body read and the commit wait
+    /// are pooled <see cref="IValueTaskSource"/>s, so a request allocates nothing, whether its body came in one read or
+    /// several, but the <see cref="Task"/> that Kestrel's middleware contract asks for when it cannot answer at once.
+    /// Rejections (cold) are answered with the <see cref="Task"/> of their reply.
     /// </summary>
     private ValueTask IngestAsync(HttpContext context, Tenant tenant)
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var receiving = ReceiveAsync(context, tenant);
-        return receiving.IsCompletedSuccessfully
-            ? Acknowledge(context, tenant, receiving.Result, started)
-            : AcknowledgeLaterAsync(context, tenant, receiving, started);
+        var request = context.Request;
+        if (_engine.StorageStall is not null)
+        {
+            // Counted, not logged per request: the engine logs the stall once when it starts and once when it ends.
+            tenant.Counters.Request(RequestResult.Unavailable);
+            context.Response.Headers.RetryAfter = "5";
+            return new ValueTask(Reply(context, StatusCodes.Status503ServiceUnavailable, "the disk is not taking writes now; retry"));
+        }
+        if (_engine.OverDiskQuota)
+        {
+            context.Response.Headers.RetryAfter = "60";
+            return new ValueTask(Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "over the disk quota (Storage:MaxDiskBytes); retry later"));
+        }
+        if (request.ContentLength > _maxBody)
+            return new ValueTask(Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes"));
+        if (request.ContentType is { Length: > 0 } contentType && !IsJson(contentType))
+            return new ValueTask(Reject(context, tenant, StatusCodes.Status415UnsupportedMediaType, "content type must be application/json"));
+        var signatures = request.Headers[WebhookSignature.HeaderName];
+        if (tenant.InboundAuth == InboundAuth.Header)
+        {
+            // A secret header instead of a signature: checked before a byte of the body is read.
+            var secret = request.Headers[tenant.InboundHeaderName];
+            if (secret.Count != 1 || tenant.InboundHeaderValues.IndexOf(secret.ToString()) is var matched && matched < 0)
+            {
+                return new ValueTask(Reject(context, tenant, StatusCodes.Status401Unauthorized, secret.Count switch
+                {
+                    0 => $"{tenant.InboundHeaderName} is missing",
+                    1 => $"{tenant.InboundHeaderName} does not match",
+                    _ => $"{tenant.InboundHeaderName} is duplicated",
+                }));
+            }
+            tenant.Counters.SignatureKeyUsed(matched);
+        }
+        else if (signatures.Count != 1)
+        {
+            return new ValueTask(Reject(context, tenant, StatusCodes.Status401Unauthorized,
+                signatures.Count == 0 ? "X-Hub-Signature-256 is missing" : "X-Hub-Signature-256 is duplicated"));
+        }
+
+        // The buffer starts at what was declared, up to 16 KiB, and grows only with bytes that actually arrive, each
+        // size reserved against MaxInFlightBodyBytes: a client declaring 4 MiB and dripping costs what it sent.
+        long reserved = 0;
+        if (!Reserve(ref reserved, (int)Math.Min(request.ContentLength + 1 ?? InitialBodyBuffer, Math.Min(InitialBodyBuffer, _maxBody + 1L))))
+            return new ValueTask(RejectBusy(context, tenant));
+        return BodyOperation.Start(this, context, tenant, signatures, _bodies.Rent((int)reserved), reserved, started);
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AcknowledgeLaterAsync(HttpContext context, Tenant tenant, ValueTask<Received> receiving, long started)
-        => await Acknowledge(context, tenant, await receiving.ConfigureAwait(false), started).ConfigureAwait(false);
+    /// <summary>
+    /// The whole body has arrived: the signature, then the ingest, then the wait for the commit
+    /// (<see cref="Acknowledge"/>). <paramref name="handedOver"/> is set once the buffer belongs to that wait (which
+    /// releases it); before that the caller releases it.
+    /// </summary>
+    private ValueTask AfterBody(HttpContext context, Tenant tenant, StringValues signatures, byte[] body, int length, long reserved, long started, ref bool handedOver)
+    {
+        var check = tenant.InboundAuth == InboundAuth.Header ? SignatureCheck.Valid : VerifyAnyKey(tenant, signatures.ToString(), body.AsSpan(0, length));
+        if (check != SignatureCheck.Valid)
+        {
+            return new ValueTask(Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch
+                ? "X-Hub-Signature-256 does not match the body" : "X-Hub-Signature-256 is malformed"));
+        }
+        var outcome = _pipeline.Accept(tenant, body, length);
+        handedOver = true;
+        return outcome.Status == IngestStatus.Backpressure
+            ? BackpressureAsync(context, tenant, body, length, reserved, outcome, started)
+            : Acknowledge(context, tenant, new Received(false, body, reserved, outcome), started);
+    }
 
-    /// <summary>What <see cref="ReceiveAsync"/> leaves: answered already, or accepted, with the body buffer and its reservation to release once answered.</summary>
+    /// <summary>The log's memory is full (cold): waits for room (see <see cref="WaitOutBackpressureAsync"/>), then acknowledges, or answers 503.</summary>
+    private async ValueTask BackpressureAsync(HttpContext context, Tenant tenant, byte[] body, int length, long reserved, IngestOutcome outcome, long started)
+    {
+        try
+        {
+            outcome = await WaitOutBackpressureAsync(tenant, body, length, outcome, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch
+        {
+            Release(body, reserved);
+            throw;
+        }
+        if (outcome.Status == IngestStatus.Backpressure)
+        {
+            Release(body, reserved);
+            context.Response.Headers.RetryAfter = "5";
+            await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "event log is full; retry").ConfigureAwait(false);
+            return;
+        }
+        await Acknowledge(context, tenant, new Received(false, body, reserved, outcome), started).ConfigureAwait(false);
+    }
+
+    /// <summary>An accepted webhook waiting for its answer: the body buffer and its reservation to release once answered, and the ingest outcome.</summary>
     private readonly record struct Received(bool Answered, byte[] Body, long Reserved, IngestOutcome Outcome);
 
     /// <summary>Waits (if it must) for the commit of what <paramref name="received"/> relies on, then answers 200.</summary>
@@ -229,146 +310,267 @@ public sealed class WebhookMiddleware
     }
 
     /// <summary>
-    /// Everything up to the commit wait: the checks on the headers, the body (into a buffer that grows with what
-    /// arrives, reserved against <c>MaxInFlightBodyBytes</c>), the signature and the ingest itself. Rejections are
-    /// answered here (<see cref="Received.Answered"/>), their buffers released.
+    /// A request's body read, and everything after it, as a pooled <see cref="IValueTaskSource"/>: reads until the body
+    /// is complete (each read that is not ready is waited for with a continuation cached on this object, not an async
+    /// state machine), then runs <see cref="AfterBody"/> and completes when its answer is done. A request answered
+    /// within <see cref="Start"/> never hands this object out: it goes back to the pool at once.
     /// </summary>
-    /// <remarks>
-    /// Its state machine, when it suspends (a body that arrives in more than one read), comes from a pool
-    /// (<see cref="System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder{TResult}"/>), not a new box per request.
-    /// </remarks>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<Received> ReceiveAsync(HttpContext context, Tenant tenant)
+    private sealed class BodyOperation : IValueTaskSource
     {
-        var request = context.Request;
-        if (_engine.StorageStall is not null)
+        private static readonly Stack<BodyOperation> s_pool = new();
+        private readonly Action _onRead;
+        private readonly Action _onTail;
+        private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
+        private WebhookMiddleware? _owner;
+        private HttpContext? _context;
+        private Tenant? _tenant;
+        private PipeReader? _reader;
+        private StringValues _signatures;
+        private byte[] _body = [];
+        private long _reserved;
+        private int _length;
+        private long _started;
+        private bool _handedOver;
+        private ValueTask<ReadResult> _read;
+        private ValueTask _tail;
+        private int _state; // Running, HandedOut or Completed
+        private Exception? _syncFailure;
+        private const int Running = 0, HandedOut = 1, Completed = 2;
+
+        private BodyOperation()
         {
-            // Counted, not logged per request: the engine logs the stall once when it starts and once when it ends.
-            tenant.Counters.Request(RequestResult.Unavailable);
-            context.Response.Headers.RetryAfter = "5";
-            await Reply(context, StatusCodes.Status503ServiceUnavailable, "the disk is not taking writes now; retry").ConfigureAwait(false);
-            return default(Received) with { Answered = true };
-        }
-        if (_engine.OverDiskQuota)
-        {
-            context.Response.Headers.RetryAfter = "60";
-            await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "over the disk quota (Storage:MaxDiskBytes); retry later").ConfigureAwait(false);
-            return default(Received) with { Answered = true };
-        }
-        if (request.ContentLength > _maxBody)
-        {
-            await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
-            return default(Received) with { Answered = true };
-        }
-        if (request.ContentType is { Length: > 0 } contentType && !IsJson(contentType))
-        {
-            await Reject(context, tenant, StatusCodes.Status415UnsupportedMediaType, "content type must be application/json").ConfigureAwait(false);
-            return default(Received) with { Answered = true };
-        }
-        var signatures = request.Headers[WebhookSignature.HeaderName];
-        if (tenant.InboundAuth == InboundAuth.Header)
-        {
-            // A secret header instead of a signature: checked before a byte of the body is read.
-            var secret = request.Headers[tenant.InboundHeaderName];
-            if (secret.Count != 1 || tenant.InboundHeaderValues.IndexOf(secret.ToString()) is var matched && matched < 0)
-            {
-                await Reject(context, tenant, StatusCodes.Status401Unauthorized, secret.Count switch
-                {
-                    0 => $"{tenant.InboundHeaderName} is missing",
-                    1 => $"{tenant.InboundHeaderName} does not match",
-                    _ => $"{tenant.InboundHeaderName} is duplicated",
-                }).ConfigureAwait(false);
-                return default(Received) with { Answered = true };
-            }
-            tenant.Counters.SignatureKeyUsed(matched);
-        }
-        else if (signatures.Count != 1)
-        {
-            await Reject(context, tenant, StatusCodes.Status401Unauthorized,
-                signatures.Count == 0 ? "X-Hub-Signature-256 is missing" : "X-Hub-Signature-256 is duplicated").ConfigureAwait(false);
-            return default(Received) with { Answered = true };
+            _onRead = OnRead;
+            _onTail = OnTail;
         }
 
-        // The buffer starts at what was declared, up to 16 KiB, and grows only with bytes that actually arrive, each
-        // size reserved against MaxInFlightBodyBytes: a client declaring 4 MiB and dripping costs what it sent.
-        byte[] body = [];
-        long reserved = 0;
-        var handedOver = false;
-        try
+        public static ValueTask Start(WebhookMiddleware owner, HttpContext context, Tenant tenant, StringValues signatures, byte[] body, long reserved, long started)
         {
-            if (!Reserve(ref reserved, (int)Math.Min(request.ContentLength + 1 ?? InitialBodyBuffer, Math.Min(InitialBodyBuffer, _maxBody + 1L))))
+            BodyOperation? op;
+            lock (s_pool)
+                s_pool.TryPop(out op);
+            op ??= new BodyOperation();
+            op._owner = owner;
+            op._context = context;
+            op._tenant = tenant;
+            op._signatures = signatures;
+            op._body = body;
+            op._reserved = reserved;
+            op._length = 0;
+            op._started = started;
+            op._handedOver = false;
+            op._state = Running;
+            op._syncFailure = null;
+            var version = op._core.Version;
+            try
             {
-                await RejectBusy(context, tenant).ConfigureAwait(false);
-                return default(Received) with { Answered = true };
+                op._reader = context.Request.BodyReader;
             }
-            body = _bodies.Rent((int)reserved);
-            var length = 0;
-            var reader = request.BodyReader;
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                op.Fail(ex);
+            }
+            if (op._reader is not null)
+                op.Pump();
+            if (Interlocked.CompareExchange(ref op._state, HandedOut, Running) == Running)
+                return new ValueTask(op, version);
+            // Answered without waiting for anything: nobody holds this object; back to the pool now.
+            var failure = op._syncFailure;
+            op.Recycle();
+            return failure is null ? default : ValueTask.FromException(failure);
+        }
+
+        /// <summary>Reads until a read is not ready (its continuation is registered) or the body is complete.</summary>
+        private void Pump()
+        {
             while (true)
             {
-                var read = await reader.ReadAsync(context.RequestAborted).ConfigureAwait(false);
-                var buffer = read.Buffer;
-                if (length + buffer.Length > _maxBody)
+                ValueTask<ReadResult> read;
+                ReadResult result;
+                try
                 {
-                    reader.AdvanceTo(buffer.End);
-                    await Reject(context, tenant, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes").ConfigureAwait(false);
-                    return default(Received) with { Answered = true };
-                }
-                if (length + buffer.Length > body.Length)
-                {
-                    var size = (int)Math.Min(Math.Max((long)body.Length * 2, length + buffer.Length), _maxBody + 1L);
-                    if (!Reserve(ref reserved, size))
+                    read = _reader!.ReadAsync(_context!.RequestAborted);
+                    if (!read.IsCompleted)
                     {
-                        reader.AdvanceTo(buffer.End);
-                        await RejectBusy(context, tenant).ConfigureAwait(false);
-                        return default(Received) with { Answered = true };
+                        _read = read;
+                        read.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onRead);
+                        return;
                     }
-                    Grow(ref body, length, size);
+                    result = read.GetAwaiter().GetResult();
                 }
-                buffer.CopyTo(body.AsSpan(length));
-                length += (int)buffer.Length;
-                reader.AdvanceTo(buffer.End);
-                if (read.IsCompleted)
-                    break;
-            }
-
-            var check = tenant.InboundAuth == InboundAuth.Header ? SignatureCheck.Valid : VerifyAnyKey(tenant, signatures.ToString(), body.AsSpan(0, length));
-            if (check != SignatureCheck.Valid)
-            {
-                await Reject(context, tenant, StatusCodes.Status401Unauthorized, check == SignatureCheck.Mismatch
-                    ? "X-Hub-Signature-256 does not match the body" : "X-Hub-Signature-256 is malformed").ConfigureAwait(false);
-                return default(Received) with { Answered = true };
-            }
-
-            var outcome = _pipeline.Accept(tenant, body, length);
-            if (outcome.Status == IngestStatus.Backpressure)
-            {
-                outcome = await WaitOutBackpressureAsync(tenant, body, length, outcome, context.RequestAborted).ConfigureAwait(false);
-                if (outcome.Status == IngestStatus.Backpressure)
+                catch (Exception ex) when (ex is not OutOfMemoryException)
                 {
-                    context.Response.Headers.RetryAfter = "5";
-                    await Reject(context, tenant, StatusCodes.Status503ServiceUnavailable, "event log is full; retry").ConfigureAwait(false);
-                    return default(Received) with { Answered = true };
+                    Fail(ex);
+                    return;
                 }
+                if (!Consume(result))
+                    return;
             }
-            handedOver = true;
-            return new Received(false, body, reserved, outcome);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException and not BadHttpRequestException and not OutOfMemoryException)
+
+        private void OnRead()
         {
-            LogFailure(ex, tenant);
-            if (!context.Response.HasStarted)
+            ReadResult result;
+            try
             {
-                tenant.Counters.Request(RequestResult.Unavailable);
-                context.Response.Headers.RetryAfter = "5";
-                await Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry").ConfigureAwait(false);
+                result = _read.GetAwaiter().GetResult();
             }
-            return default(Received) with { Answered = true };
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _read = default;
+                Fail(ex);
+                return;
+            }
+            _read = default;
+            if (Consume(result))
+                Pump();
         }
-        finally
+
+        /// <summary>Takes one read's bytes; true to read on, false when the request went on to its answer (or failed).</summary>
+        private bool Consume(in ReadResult read)
         {
-            if (!handedOver)
-                Release(body, reserved);
+            var owner = _owner!;
+            var context = _context!;
+            var buffer = read.Buffer;
+            try
+            {
+                if (_length + buffer.Length > owner._maxBody)
+                {
+                    _reader!.AdvanceTo(buffer.End);
+                    Then(new ValueTask(owner.Reject(context, _tenant!, StatusCodes.Status413PayloadTooLarge, "body exceeds MaxBodyBytes")));
+                    return false;
+                }
+                if (_length + buffer.Length > _body.Length)
+                {
+                    var size = (int)Math.Min(Math.Max((long)_body.Length * 2, _length + buffer.Length), owner._maxBody + 1L);
+                    if (!owner.Reserve(ref _reserved, size))
+                    {
+                        _reader!.AdvanceTo(buffer.End);
+                        Then(new ValueTask(owner.RejectBusy(context, _tenant!)));
+                        return false;
+                    }
+                    owner.Grow(ref _body, _length, size);
+                }
+                buffer.CopyTo(_body.AsSpan(_length));
+                _length += (int)buffer.Length;
+                _reader!.AdvanceTo(buffer.End);
+                if (!read.IsCompleted)
+                    return true;
+                Then(owner.AfterBody(context, _tenant!, _signatures, _body, _length, _reserved, _started, ref _handedOver));
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Fail(ex);
+            }
+            return false;
+        }
+
+        /// <summary>Completes once <paramref name="tail"/> (the answer) is done.</summary>
+        private void Then(ValueTask tail)
+        {
+            if (tail.IsCompleted)
+            {
+                Finish(tail);
+                return;
+            }
+            _tail = tail;
+            tail.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onTail);
+        }
+
+        private void OnTail()
+        {
+            var tail = _tail;
+            _tail = default;
+            Finish(tail);
+        }
+
+        private void Finish(ValueTask tail)
+        {
+            Exception? failure = null;
+            try
+            {
+                tail.GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                failure = ex;
+            }
+            if (!_handedOver)
+                _owner!.Release(_body, _reserved);
+            Complete(failure);
+        }
+
+        /// <summary>
+        /// A read or the ingest failed. A client that went away or sent a malformed body goes back to Kestrel as
+        /// before; anything else is logged once and answered 503 (Meta retries).
+        /// </summary>
+        private void Fail(Exception ex)
+        {
+            if (ex is OperationCanceledException or BadHttpRequestException)
+            {
+                if (!_handedOver)
+                    _owner!.Release(_body, _reserved);
+                _handedOver = true;
+                Complete(ex);
+                return;
+            }
+            var owner = _owner!;
+            owner.LogFailure(ex, _tenant!);
+            var context = _context!;
+            if (context.Response.HasStarted)
+            {
+                Finish(default);
+                return;
+            }
+            _tenant!.Counters.Request(RequestResult.Unavailable);
+            context.Response.Headers.RetryAfter = "5";
+            Then(new ValueTask(Reply(context, StatusCodes.Status503ServiceUnavailable, "not recorded; retry")));
+        }
+
+        private void Complete(Exception? failure)
+        {
+            if (Interlocked.CompareExchange(ref _state, Completed, Running) == Running)
+            {
+                _syncFailure = failure; // Start returns it
+                return;
+            }
+            if (failure is null)
+                _core.SetResult(true);
+            else
+                _core.SetException(failure);
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags)
+            => _core.OnCompleted(continuation, state, token, flags);
+
+        public void GetResult(short token)
+        {
+            try
+            {
+                _core.GetResult(token);
+            }
+            finally
+            {
+                Recycle();
+            }
+        }
+
+        private void Recycle()
+        {
+            _core.Reset();
+            _owner = null;
+            _context = null;
+            _tenant = null;
+            _reader = null;
+            _signatures = default;
+            _body = [];
+            _syncFailure = null;
+            lock (s_pool)
+            {
+                if (s_pool.Count < 4096)
+                    s_pool.Push(this);
+            }
         }
     }
 
