@@ -34,6 +34,7 @@ internal static class OpenLoop
         if (total > requests.Count)
             throw new ArgumentException($"--bodies has {requests.Count} requests; {total} are needed (distinct events)");
 
+        ThreadPool.SetMinThreads(Math.Max(8, Environment.ProcessorCount * 4), 8); // no slow thread injection for the connections
         var due = Channel.CreateUnbounded<(long Index, long DueTicks)>(new UnboundedChannelOptions { SingleWriter = true });
         var latencies = new long[total];
         var failures = 0L;
@@ -71,19 +72,26 @@ internal static class OpenLoop
             });
         }
 
-        // The schedule: request i is due at start + i / rate; the writer never waits for an answer.
+        // The schedule, on a thread of its own (not the pool the connections run on): request i is due at
+        // start + i / rate; it never waits for an answer. Between due times it sleeps, or yields the CPU to the
+        // connections for the last fraction of a millisecond.
         var ticksPer = Stopwatch.Frequency / rate;
-        for (long i = 0; i < total; i++)
+        var scheduler = new Thread(() =>
         {
-            var at = start + (long)(i * ticksPer);
-            var wait = at - Stopwatch.GetTimestamp();
-            if (wait > Stopwatch.Frequency / 1000)
-                await Task.Delay(TimeSpan.FromTicks(wait * TimeSpan.TicksPerSecond / Stopwatch.Frequency - TimeSpan.TicksPerMillisecond / 2)).ConfigureAwait(false);
-            while (Stopwatch.GetTimestamp() < at)
-                Thread.SpinWait(20);
-            due.Writer.TryWrite((i, at));
-        }
-        due.Writer.Complete();
+            for (long i = 0; i < total; i++)
+            {
+                var at = start + (long)(i * ticksPer);
+                var wait = at - Stopwatch.GetTimestamp();
+                if (wait > 2 * Stopwatch.Frequency / 1000)
+                    Thread.Sleep(TimeSpan.FromTicks(wait * TimeSpan.TicksPerSecond / Stopwatch.Frequency - TimeSpan.TicksPerMillisecond));
+                while (Stopwatch.GetTimestamp() < at)
+                    Thread.Yield();
+                due.Writer.TryWrite((i, at));
+            }
+            due.Writer.Complete();
+        })
+        { IsBackground = true, Name = "open-loop-schedule", Priority = ThreadPriority.AboveNormal };
+        scheduler.Start();
         await Task.WhenAll(workers).ConfigureAwait(false);
 
         var measuredFrom = (long)(warmup * rate);
@@ -92,6 +100,20 @@ internal static class OpenLoop
         var inv = CultureInfo.InvariantCulture;
         var line = string.Create(inv, $"open model {rate:0} requests/s for {duration:0} s after {warmup:0} s warm-up, {connections} connections: {ms.Length} measured, {failures} not 200; latency ms p50 {P(0.5):0.00} p90 {P(0.9):0.00} p99 {P(0.99):0.00} p99.9 {P(0.999):0.00} max {(ms.Length == 0 ? 0 : ms[^1]):0.00}");
         Console.WriteLine(line);
+        if (a.GetValueOrDefault("--timeline") is { } timeline)
+        {
+            // Per second of the schedule: requests due, p99 and max (ms): a stall shows as the second it began in.
+            var sb = new StringBuilder("second,requests,p99_ms,max_ms\n");
+            var perSecond = (long)rate;
+            for (long second = 0; second * perSecond < total; second++)
+            {
+                var slice = latencies.Skip((int)(second * perSecond)).Take((int)perSecond).Where(l => l >= 0).Select(l => l * 1000.0 / Stopwatch.Frequency).Order().ToArray();
+                if (slice.Length == 0)
+                    continue;
+                sb.Append(string.Create(inv, $"{second},{slice.Length},{slice[Math.Min(slice.Length - 1, (int)Math.Ceiling(0.99 * slice.Length) - 1)]:0.00},{slice[^1]:0.00}\n"));
+            }
+            await File.WriteAllTextAsync(timeline, sb.ToString()).ConfigureAwait(false);
+        }
         if (a.GetValueOrDefault("--json") is { } json)
         {
             await File.WriteAllTextAsync(json, string.Create(inv,

@@ -24,6 +24,10 @@ public static class FastIngestServer
         // appsettings.json is read from beside the executable, wherever it is started from; a relative DataDir is the
         // working directory's (see FastIngestEngine).
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        // ASP.NET Core's per-request hosting log (and with it a logging scope, an Activity and their execution-context
+        // entries on every request: ~700 bytes a webhook) is off; FastIngest's own logs and metrics say what it does.
+        // A host that wants it back sets Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         configure?.Invoke(builder);
         var options = OptionsLoader.Load(builder.Configuration);
 

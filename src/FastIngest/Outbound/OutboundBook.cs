@@ -573,7 +573,7 @@ public sealed class OutboundBook : IDisposable
             if (Interlocked.Read(ref _lifecyclePending) == 0)
                 MarkEmitted(covered - 1, 0); // no event on its way: every step so far is emitted
         }
-        Commit();
+        await CommitAsync().ConfigureAwait(false);
         await _index.CheckpointAsync(cancellationToken).ConfigureAwait(false);
         var emitted = Interlocked.Read(ref _emittedWritten);
         _index.WriteCovered(covered, lowestUnanswered, emitted);
@@ -602,6 +602,32 @@ public sealed class OutboundBook : IDisposable
         }
         if (_log.Failure is null)
             _log.CommitAndWait();
+    }
+
+    /// <summary>
+    /// As <see cref="Commit"/>, waiting for the commit without holding a thread (the checkpoint's path: a synchronous
+    /// wait there, spinning on a thread-pool thread while the shared writer worked through a checkpoint, starved a
+    /// one-core server's pool for seconds).
+    /// </summary>
+    public async Task CommitAsync()
+    {
+        var through = Interlocked.Read(ref _emittedThrough);
+        if (through > Interlocked.Read(ref _emittedWritten))
+        {
+            lock (_gate)
+            {
+                if (_backlog.Count == 0 && _log.Failure is null && _log.TryAppend(new OutboundRecords.EmittedEntry(through), out _))
+                    Interlocked.Exchange(ref _emittedWritten, through);
+            }
+        }
+        if (_log.Failure is not null)
+            return;
+        var tail = _log.TailAddress;
+        if (tail > _log.BeginAddress)
+        {
+            await _log.WaitForCommitAsync(tail - 1).ConfigureAwait(false);
+            await Task.Yield(); // off the log's commit thread
+        }
     }
 
     /// <summary>Commits what is pending and closes the log.</summary>

@@ -13,6 +13,10 @@ public sealed class EventLog : IDisposable
     private readonly FasterLog _log = null!;
     private readonly SyncFileDevice _device;
     private readonly DeviceIo _io;
+    private SparseLogCommitManager? _commitManager;
+
+    /// <summary>How often the commit metadata file is written at most (see <see cref="SparseLogCommitManager"/>): 1 s.</summary>
+    internal static readonly TimeSpan CommitMetadataInterval = TimeSpan.FromSeconds(1);
     private readonly CommitWaiters _waiters;
     private readonly ManualResetEventSlim _deviceProgress = new(false);
     private long _durableUntil;
@@ -83,7 +87,9 @@ public sealed class EventLog : IDisposable
             MemorySizeBits = memoryBits,
             SegmentSizeBits = _segmentBits,
             // Commit metadata files on our device too, so that no FASTER write waits in the thread pool.
-            LogCommitManager = new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "commits")), removeOutdated: true),
+            LogCommitManager = _commitManager = new SparseLogCommitManager(
+                new DeviceLogCommitCheckpointManager(new SyncFileDeviceFactory(), new DefaultCheckpointNamingScheme(Path.Combine(directory, "commits")), removeOutdated: true),
+                CommitMetadataInterval),
             FastCommitMode = true,
             RemoveOutdatedCommits = true,
             TryRecoverLatest = true,
@@ -589,7 +595,17 @@ public sealed class EventLog : IDisposable
             StorageLog.FinalCommitFailed(_logger, ex, _name);
         }
         if (_failure is null)
+        {
+            try
+            {
+                _commitManager?.Flush(); // the last commit's metadata file, so the next open starts its scan there
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                StorageLog.FinalCommitFailed(_logger, ex, _name);
+            }
             WriteClosedAt();
+        }
         _stopping = true;
         _commitsReleased.Set();
         _commitRequested.Set();

@@ -37,6 +37,15 @@ public sealed class FastIngestMetrics : IDisposable
         ArgumentNullException.ThrowIfNull(tenants);
         ArgumentNullException.ThrowIfNull(dispatch);
         var clock = time ?? TimeProvider.System;
+        // The runtime's own figures for the stall analysis: every GC pause blocks requests (workstation GC).
+        _meter.CreateObservableCounter("fastingest_gc_pause_seconds_total", () => GC.GetTotalPauseDuration().TotalSeconds, description: "Time the process spent paused for garbage collections since start (GC.GetTotalPauseDuration).");
+        _meter.CreateObservableCounter("fastingest_gc_collections_total", () => new[]
+        {
+            new Measurement<long>(GC.CollectionCount(0), new KeyValuePair<string, object?>("generation", "0")),
+            new Measurement<long>(GC.CollectionCount(1), new KeyValuePair<string, object?>("generation", "1")),
+            new Measurement<long>(GC.CollectionCount(2), new KeyValuePair<string, object?>("generation", "2")),
+        }, description: "Garbage collections since start, by generation (a gen 2 one includes the lower ones).");
+        _meter.CreateObservableCounter("fastingest_allocated_bytes_total", () => GC.GetTotalAllocatedBytes(), description: "Bytes allocated on the managed heap since start, all threads (GC.GetTotalAllocatedBytes): divided by requests, the allocation per request of the running server.");
         _meter.CreateObservableCounter("fastingest_requests_total", () => PerTenantResult(tenants()), description: "Webhook POSTs by tenant and result (accepted, quarantined, unauthorized, too_large, unsupported_media_type, unavailable).");
         _meter.CreateObservableCounter("fastingest_signature_failures_total", () => PerTenant(tenants(), t => t.Counters.Requests(RequestResult.Unauthorized)), description: "Webhook POSTs refused for a missing, malformed or wrong X-Hub-Signature-256.");
         _meter.CreateObservableCounter("fastingest_signature_key_used_total", () => tenants().SelectMany(t => t.Counters.SignatureKeysUsed.Select((n, i) => (n, i)).Where(k => k.i < t.KeyCount || k.n > 0).Select(k => new Measurement<long>(k.n, new KeyValuePair<string, object?>("tenant", t.Id), new KeyValuePair<string, object?>("key_index", k.i.ToString(System.Globalization.CultureInfo.InvariantCulture))))),
