@@ -317,7 +317,6 @@ public sealed class WebhookMiddleware
     /// </summary>
     private sealed class BodyOperation : IValueTaskSource
     {
-        private static readonly Stack<BodyOperation> s_pool = new();
         private readonly Action _onRead;
         private readonly Action _onTail;
         private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
@@ -345,10 +344,7 @@ public sealed class WebhookMiddleware
 
         public static ValueTask Start(WebhookMiddleware owner, HttpContext context, Tenant tenant, StringValues signatures, byte[] body, long reserved, long started)
         {
-            BodyOperation? op;
-            lock (s_pool)
-                s_pool.TryPop(out op);
-            op ??= new BodyOperation();
+            var op = Internal.OperationPool<BodyOperation>.Rent() ?? new BodyOperation();
             op._owner = owner;
             op._context = context;
             op._tenant = tenant;
@@ -566,11 +562,7 @@ public sealed class WebhookMiddleware
             _signatures = default;
             _body = [];
             _syncFailure = null;
-            lock (s_pool)
-            {
-                if (s_pool.Count < 4096)
-                    s_pool.Push(this);
-            }
+            Internal.OperationPool<BodyOperation>.Return(this);
         }
     }
 
@@ -580,7 +572,6 @@ public sealed class WebhookMiddleware
     /// </summary>
     private sealed class AckOperation : IValueTaskSource
     {
-        private static readonly Stack<AckOperation> s_pool = new();
         private readonly Action _onCommitted;
         private ManualResetValueTaskSourceCore<bool> _core = new() { RunContinuationsAsynchronously = false };
         private WebhookMiddleware? _owner;
@@ -594,10 +585,7 @@ public sealed class WebhookMiddleware
 
         public static ValueTask Start(WebhookMiddleware owner, HttpContext context, Tenant tenant, in Received received, long started, ValueTask commit)
         {
-            AckOperation? op;
-            lock (s_pool)
-                s_pool.TryPop(out op);
-            op ??= new AckOperation();
+            var op = Internal.OperationPool<AckOperation>.Rent() ?? new AckOperation();
             op._owner = owner;
             op._context = context;
             op._tenant = tenant;
@@ -667,11 +655,7 @@ public sealed class WebhookMiddleware
                 _tenant = null;
                 _received = default;
                 _commit = default;
-                lock (s_pool)
-                {
-                    if (s_pool.Count < 4096)
-                        s_pool.Push(this);
-                }
+                Internal.OperationPool<AckOperation>.Return(this);
             }
         }
     }

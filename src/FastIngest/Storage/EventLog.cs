@@ -322,9 +322,6 @@ public sealed class EventLog : IDisposable
     /// <summary>Bytes allocated by commit waiters' continuations on the commit thread (see <see cref="CommitWaiters.ContinuationBytes"/>).</summary>
     internal long ContinuationAllocatedBytes => _waiters.ContinuationBytes;
 
-    /// <summary>Writes of this log done on its commit thread itself (no hop to a writer thread), since open.</summary>
-    internal long InlineWrites => _io.InlineWrites;
-
     /// <summary>The device under the log (tests freeze it to make a frozen disk).</summary>
     internal SyncFileDevice Device => _device;
 

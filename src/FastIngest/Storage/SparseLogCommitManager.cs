@@ -21,10 +21,6 @@ internal sealed class SparseLogCommitManager(ILogCommitManager inner, TimeSpan i
     private bool _writing;
     private long _writtenAt;
     private long _writtenBegin = -1;
-    private long _skipped;
-
-    /// <summary>Commits whose metadata file was not written (the log's own commit record covers them).</summary>
-    public long Skipped => Interlocked.Read(ref _skipped);
 
     /// <summary>
     /// Keeps the newest metadata and, when one is due (the interval passed, the begin address moved, or FASTER forces
@@ -35,8 +31,6 @@ internal sealed class SparseLogCommitManager(ILogCommitManager inner, TimeSpan i
     {
         lock (_gate)
         {
-            if (_held is not null)
-                Interlocked.Increment(ref _skipped); // superseded before it was written
             _held = (beginAddress, untilAddress, commitMetadata, commitNum);
             _due |= forceWriteMetadata || beginAddress != _writtenBegin || Stopwatch.GetElapsedTime(_writtenAt) >= interval;
             if (!_due || _writing)

@@ -288,11 +288,6 @@ internal sealed class DeviceIo
     /// </summary>
     public Thread? InlineThread { get; set; }
 
-    private long _inlineWrites;
-
-    /// <summary>Writes done on <see cref="InlineThread"/> so far.</summary>
-    public long InlineWrites => Interlocked.Read(ref _inlineWrites);
-
     public void Write(in Request r)
     {
         // A write issued from a completion callback of an inline batch (the same thread, the batch still running)
@@ -303,7 +298,6 @@ internal sealed class DeviceIo
             try
             {
                 _inline.Requests.Add(r);
-                Interlocked.Increment(ref _inlineWrites);
                 Run(_inline);
             }
             finally
