@@ -51,7 +51,8 @@ public sealed class DedupeStore : IDisposable
         _replayFromPath = Path.Combine(directory, "replay-from");
         // Our device, not FASTER's managed one: a key that has left memory is read while the request holds its
         // stripe lock, and that read must not wait in the thread pool's queue behind the requests it is blocking.
-        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
+        // Written through: page flushes and checkpoints are not copied into the page cache on the server's core.
+        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"), writeThrough: true);
         _settings = KvSettings.Create<DedupeEntry>(directory, _device, indexBytes, memoryBytes);
         _kv = KvCheckpoints.Open(directory, _settings, _device, out _manifest);
         _stripes = new object[StripeCount];
@@ -154,10 +155,17 @@ public sealed class DedupeStore : IDisposable
             if (!success)
                 throw new InvalidOperationException("FASTER refused the checkpoint (another one in progress)");
             // A fold-over checkpoint made the whole log read-only: everything below was last written before now.
-            _ageMap?.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
-            _manifest.Record(_kv.Log.BeginAddress, covered, token);
-            KvCheckpoints.MarkTaken(_directory);
-            AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
+            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            var safeReadOnly = _kv.Log.SafeReadOnlyAddress;
+            var begin = _kv.Log.BeginAddress;
+            // Reads and hashes the new index files, deletes the old checkpoint, fsyncs: not on a pool thread.
+            await Internal.OffPool.RunAsync(() =>
+            {
+                _ageMap?.Record(now, safeReadOnly);
+                _manifest.Record(begin, covered, token);
+                KvCheckpoints.MarkTaken(_directory);
+                AtomicFile.Write(_replayFromPath, replayFrom.ToString(CultureInfo.InvariantCulture));
+            }).ConfigureAwait(false);
             ReplayFrom = replayFrom;
             StorageLog.CheckpointTaken(_logger, replayFrom);
             return replayFrom;

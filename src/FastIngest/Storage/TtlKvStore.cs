@@ -38,7 +38,7 @@ internal sealed class TtlKvStore<TValue> : IDisposable
         _name = name;
         _time = time;
         _logger = logger;
-        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"));
+        _device = new SyncFileDevice(Path.Combine(directory, "hlog.log"), writeThrough: true);
         _settings = KvSettings.Create<TValue>(directory, _device, indexBytes, memoryBytes);
         _kv = KvCheckpoints.Open(directory, _settings, _device, out _manifest);
         Sessions = new KvSessionPool<TValue>(_kv);
@@ -68,9 +68,16 @@ internal sealed class TtlKvStore<TValue> : IDisposable
             var (success, token) = await _kv.TakeFullCheckpointAsync(CheckpointType.FoldOver, cancellationToken).ConfigureAwait(false);
             if (!success)
                 throw new InvalidOperationException($"FASTER refused the {_name} checkpoint (another one in progress)");
-            _ageMap.Record(_time.GetUtcNow().ToUnixTimeMilliseconds(), _kv.Log.SafeReadOnlyAddress);
-            _manifest.Record(_kv.Log.BeginAddress, covered, token);
-            KvCheckpoints.MarkTaken(_directory);
+            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+            var safeReadOnly = _kv.Log.SafeReadOnlyAddress;
+            var begin = _kv.Log.BeginAddress;
+            // Reads and hashes the new index files, deletes the old checkpoint, fsyncs: not on a pool thread.
+            await Internal.OffPool.RunAsync(() =>
+            {
+                _ageMap.Record(now, safeReadOnly);
+                _manifest.Record(begin, covered, token);
+                KvCheckpoints.MarkTaken(_directory);
+            }).ConfigureAwait(false);
         }
         finally
         {

@@ -49,6 +49,29 @@ public sealed unsafe class SyncFileDeviceTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_write_larger_than_a_slice_goes_in_slices_and_reads_back_whole(bool writeThrough)
+    {
+        // The shared writer issues at most DeviceIo.SharedSliceBytes per pwrite: a checkpoint-sized request is cut
+        // into slices at the right offsets, written through or buffered, and reads back byte for byte.
+        using var dir = new TempDir();
+        var sector = SyncFileDevice.SectorBytes;
+        var large = Pattern(2 * DeviceIo.SharedSliceBytes + 3 * sector, 4);
+        var offset = (ulong)(5 * sector);
+        using (var device = new SyncFileDevice(dir.Sub("log"), writeThrough))
+        {
+            Write(device, large, offset);
+            Assert.Null(device.Failure);
+            Assert.Equal(large, Read(device, offset, large.Length));
+            Assert.Equal(writeThrough && DirectIoAvailable(dir.Path) ? 1 : 0, device.WrittenThrough);
+        }
+        using var reopened = new SyncFileDevice(dir.Sub("log"), writeThrough);
+        Assert.Equal(large, Read(reopened, offset, large.Length));
+        Assert.Equal(new byte[5 * sector], Read(reopened, 0, 5 * sector));
+    }
+
     [Fact]
     public void Write_through_is_on_where_the_platform_has_it()
     {
