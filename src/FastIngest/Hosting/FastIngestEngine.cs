@@ -396,9 +396,14 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
     /// <summary>The event log (exposed for tests and tooling).</summary>
     public EventLog Log => _log;
 
-    /// <summary>Starts the dispatchers and the checkpoint loop.</summary>
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Compiles the checkpoint path on scratch stores (<see cref="CheckpointWarmup"/>, once per process), then starts
+    /// the dispatchers and the checkpoint loop. The host runs this before Kestrel listens, so that compile is done
+    /// before traffic instead of on the first periodic checkpoint.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        await CheckpointWarmup.RunOnceAsync(DataDir, _time, _logger).ConfigureAwait(false);
         _projections.Start();
         lock (_reconfigure)
         {
@@ -409,7 +414,6 @@ public sealed class FastIngestEngine : IHostedService, IAsyncDisposable
         Outbound.Start();
         _maintenance = Task.Run(() => _retention.RunAsync(_stop.Token), CancellationToken.None);
         _diskWatch = Task.Run(() => _disk.RunAsync(_stop.Token), CancellationToken.None);
-        return Task.CompletedTask;
     }
 
     /// <summary>

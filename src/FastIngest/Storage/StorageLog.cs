@@ -30,4 +30,7 @@ internal static partial class StorageLog
 
     [LoggerMessage(1009, LogLevel.Critical, "The {Log} log is damaged: [{From}, {Until}) ({Bytes} bytes) did not verify ({Error}); that range is cut out and its records are lost. Events in it that Meta sends again are accepted as new. Clear the report with POST /admin/damage/clear once handled")]
     public static partial void LogDamaged(ILogger logger, string log, long from, long until, long bytes, string error);
+
+    [LoggerMessage(1011, LogLevel.Debug, "Checkpoint warm-up failed; the first real checkpoint compiles its code instead")]
+    public static partial void WarmupFailed(ILogger logger, Exception exception);
 }
