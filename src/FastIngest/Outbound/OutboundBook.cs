@@ -591,25 +591,13 @@ public sealed class OutboundBook : IDisposable
     /// </summary>
     public void Commit()
     {
-        var through = Interlocked.Read(ref _emittedThrough);
-        if (through > Interlocked.Read(ref _emittedWritten))
-        {
-            lock (_gate)
-            {
-                if (_backlog.Count == 0 && _log.Failure is null && _log.TryAppend(new OutboundRecords.EmittedEntry(through), out _))
-                    Interlocked.Exchange(ref _emittedWritten, through);
-            }
-        }
+        AppendEmittedMark();
         if (_log.Failure is null)
             _log.CommitAndWait();
     }
 
-    /// <summary>
-    /// As <see cref="Commit"/>, waiting for the commit without holding a thread (the checkpoint's path: a synchronous
-    /// wait there, spinning on a thread-pool thread while the shared writer worked through a checkpoint, starved a
-    /// one-core server's pool for seconds).
-    /// </summary>
-    public async Task CommitAsync()
+    /// <summary>Appends the emitted mark when it moved since the last one written (and nothing waits in the backlog).</summary>
+    private void AppendEmittedMark()
     {
         var through = Interlocked.Read(ref _emittedThrough);
         if (through > Interlocked.Read(ref _emittedWritten))
@@ -620,6 +608,16 @@ public sealed class OutboundBook : IDisposable
                     Interlocked.Exchange(ref _emittedWritten, through);
             }
         }
+    }
+
+    /// <summary>
+    /// As <see cref="Commit"/>, waiting for the commit without holding a thread (the checkpoint's path: a synchronous
+    /// wait there, spinning on a thread-pool thread while the shared writer worked through a checkpoint, starved a
+    /// one-core server's pool for seconds).
+    /// </summary>
+    public async Task CommitAsync()
+    {
+        AppendEmittedMark();
         if (_log.Failure is not null)
             return;
         var tail = _log.TailAddress;
