@@ -27,24 +27,11 @@ OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-64}
 BARE_PORT=${BARE_PORT:-18081}
 BOT_PORT=${BOT_PORT:-18082}
 FI_PORT=${FI_PORT:-18080}
-out=load/out
-mkdir -p "$out"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-command -v taskset >/dev/null || { echo "taskset is needed (util-linux)" >&2; exit 1; }
-[ "$(nproc)" -ge 2 ] || { echo "two CPUs are needed: the server on one, the load on the other" >&2; exit 1; }
+. load/pinned.sh
 echo "server pinned to CPU $SERVER_CPU; wrk, the simulator and the bot pinned to CPU $LOAD_CPU"
-dotnet build -c Release src/FastIngest.Server -v q -nologo >/dev/null
-dotnet build -c Release load/FastIngest.Load -v q -nologo >/dev/null
-load="dotnet load/FastIngest.Load/bin/Release/net10.0/FastIngest.Load.dll"
-server_dll=src/FastIngest.Server/bin/Release/net10.0/FastIngest.Server.dll
 hz=$(getconf CLK_TCK)
 
-wait_port() { for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
 rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
 requests() { awk '/requests in/ {print $1}' "$1"; }
 p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' "$1"; }

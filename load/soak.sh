@@ -14,19 +14,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BOT_PORT=${BOT_PORT:-18082}
 FI_PORT=${FI_PORT:-18080}
-out=load/out
-mkdir -p "$out"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-command -v taskset >/dev/null || { echo "taskset is needed (util-linux)" >&2; exit 1; }
-[ "$(nproc)" -ge 2 ] || { echo "two CPUs are needed: the server on one, the load on the other" >&2; exit 1; }
+. load/pinned.sh
 echo "server pinned to CPU $SERVER_CPU; the bot and the generator pinned to CPU $LOAD_CPU; $RATE requests/s for $DURATION s"
-dotnet build -c Release src/FastIngest.Server -v q -nologo >/dev/null
-dotnet build -c Release load/FastIngest.Load -v q -nologo >/dev/null
-load="dotnet load/FastIngest.Load/bin/Release/net10.0/FastIngest.Load.dll"
-wait_port() { for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; return 1; }
 # metric NAME: the sum of NAME over its label sets.
 metric() { curl -s "http://127.0.0.1:$FI_PORT/metrics" | awk -v m="$1" '{n = $1; sub(/\{.*/, "", n)} n == m {s += $2} END {printf "%.3f\n", s + 0}'; }
 
@@ -34,7 +23,7 @@ need=$(awk -v r="$RATE" -v d="$DURATION" 'BEGIN {printf "%d", r * (d + 10) + 100
 $load gen-wrk --out "$work/bodies" --count "$need" --shards 1 --secret load-secret-0 --seed 29 >/dev/null
 taskset -c "$LOAD_CPU" $load bare --urls "http://127.0.0.1:$BOT_PORT" >/dev/null & pids+=($!)
 wait_port "$BOT_PORT"
-taskset -c "$SERVER_CPU" dotnet src/FastIngest.Server/bin/Release/net10.0/FastIngest.Server.dll --urls "http://127.0.0.1:$FI_PORT" \
+taskset -c "$SERVER_CPU" dotnet "$server_dll" --urls "http://127.0.0.1:$FI_PORT" \
   --FastIngest:DataDir="$work/data" --Logging:LogLevel:Default=Warning \
   --FastIngest:Tenants:0:Id=t0 --FastIngest:Tenants:0:AppSecret=load-secret-0 --FastIngest:Tenants:0:VerifyToken=v \
   --FastIngest:Tenants:0:Forward:Url="http://127.0.0.1:$BOT_PORT/bot" --FastIngest:Tenants:0:Forward:Secret=bot-secret \
